@@ -1,0 +1,47 @@
+"""crysgnn_dgl: pre-train CrysGNN on unlabeled crystals and distil it into predictors.
+
+Importing the package registers the DGL compatibility guard (cheap, no torch import);
+the public names are loaded on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ._dgl_guard import install_placeholder as _install_dgl_guard
+from ._version import __version__
+
+_install_dgl_guard()
+
+_PUBLIC = {
+    "CrysGNN": "crysgnn_dgl.models.crysgnn",
+    "CrysGNNOutput": "crysgnn_dgl.models.crysgnn",
+    "GraphSettings": "crysgnn_dgl.config",
+    "ModelSettings": "crysgnn_dgl.config",
+    "build_graph": "crysgnn_dgl.graph.builder",
+    "build_graphs": "crysgnn_dgl.graph.builder",
+    "BuildReport": "crysgnn_dgl.graph.builder",
+    "StructureError": "crysgnn_dgl.graph.errors",
+    "read_cif_table": "crysgnn_dgl.graph.io",
+    "FrozenTeacher": "crysgnn_dgl.teacher",
+    "load_teacher": "crysgnn_dgl.teacher",
+    "CheckpointError": "crysgnn_dgl.checkpoint",
+    "save_checkpoint": "crysgnn_dgl.checkpoint",
+    "read_checkpoint": "crysgnn_dgl.checkpoint",
+}
+
+__all__ = sorted(_PUBLIC) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'crysgnn_dgl' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,5 @@
+import sys
+
+from crysgnn_dgl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,124 @@
+"""Turn the crystal inputs users have into validated pymatgen ``Structure`` objects.
+
+Accepted: pymatgen ``Structure``, jarvis ``Atoms``, ASE ``Atoms``, a path to a CIF
+file, or CIF text. Every failure is a :class:`StructureError` naming the item.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pymatgen.core import Structure
+
+from .atom_features import max_atomic_number
+from .errors import StructureError
+
+MIN_VOLUME_PER_ATOM = 1e-3  # Å³; below this a lattice is treated as degenerate
+DEFAULT_MIN_DISTANCE = 0.5  # Å; closer sites are reported as overlapping
+
+
+def _looks_like_cif_text(text: str) -> bool:
+    return "\n" in text and ("_cell_length_a" in text or text.lstrip().startswith("data_"))
+
+
+def describe(item: Any) -> str:
+    """A short, human-readable name for an input item, used when no id is given."""
+    if isinstance(item, (str, os.PathLike)) and not _looks_like_cif_text(str(item)):
+        return str(item)
+    if isinstance(item, str):
+        first = item.lstrip().splitlines()[0] if item.strip() else "<empty CIF text>"
+        return first[:60]
+    if isinstance(item, Structure):
+        return item.composition.reduced_formula
+    return type(item).__name__
+
+
+def _parse_cif(text: str, structure_id: str) -> Structure:
+    if not text.strip():
+        raise StructureError(structure_id, "empty CIF")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            structure = Structure.from_str(text, fmt="cif", merge_tol=0.0)
+    except Exception as exc:  # pymatgen raises many types for malformed CIFs
+        raise StructureError(structure_id, f"malformed CIF ({type(exc).__name__}: {exc})") from exc
+    return structure
+
+
+def to_structure(item: Any, structure_id: str | None = None) -> Structure:
+    """Convert one input item to a pymatgen ``Structure`` (not yet validated)."""
+    sid = structure_id if structure_id is not None else describe(item)
+    if isinstance(item, Structure):
+        return item
+    if isinstance(item, (str, os.PathLike)):
+        text = str(item)
+        if _looks_like_cif_text(text):
+            return _parse_cif(text, sid)
+        path = Path(text)
+        if not path.is_file():
+            if not text.strip():
+                raise StructureError(sid, "empty CIF")
+            raise StructureError(sid, "not an existing CIF file nor CIF text")
+        return _parse_cif(path.read_text(errors="replace"), sid)
+    module = type(item).__module__
+    if module.startswith("jarvis"):
+        try:
+            return item.pymatgen_converter()
+        except Exception as exc:
+            raise StructureError(sid, f"cannot convert jarvis Atoms: {exc}") from exc
+    if module.startswith("ase"):
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        try:
+            return AseAtomsAdaptor.get_structure(item)
+        except Exception as exc:
+            raise StructureError(sid, f"cannot convert ASE Atoms: {exc}") from exc
+    raise StructureError(
+        sid,
+        f"unsupported input type {type(item).__name__}; expected a pymatgen Structure, "
+        "jarvis Atoms, ASE Atoms, a CIF path or CIF text",
+    )
+
+
+def validate_structure(structure: Structure, structure_id: str) -> np.ndarray:
+    """Check that ``structure`` can be featurised; return its atomic numbers.
+
+    Raises :class:`StructureError` for: no sites, partial occupancy or disorder, elements
+    outside the CGCNN atom table (Z = 1..100), non-finite coordinates or lattice, and a
+    singular (zero-volume) lattice. Overlapping sites are checked by the neighbour search.
+    """
+    if len(structure) == 0:
+        raise StructureError(structure_id, "structure has no sites")
+    if not structure.is_ordered:
+        disordered = [i for i, site in enumerate(structure) if not site.is_ordered]
+        raise StructureError(
+            structure_id,
+            f"partial occupancy / disordered site(s) {disordered[:5]}: order the structure first "
+            "(e.g. pymatgen's OrderDisorderedStructureTransformation)",
+        )
+    matrix = np.asarray(structure.lattice.matrix, dtype=float)
+    if not np.all(np.isfinite(matrix)):
+        raise StructureError(structure_id, "lattice contains NaN or infinite values")
+    volume = abs(float(np.linalg.det(matrix)))
+    if not np.isfinite(volume) or volume < MIN_VOLUME_PER_ATOM * len(structure):
+        raise StructureError(structure_id, f"zero-volume or singular lattice (volume {volume:.3g} Å³)")
+    frac = np.asarray(structure.frac_coords, dtype=float)
+    if not np.all(np.isfinite(frac)):
+        bad = sorted(set(np.nonzero(~np.isfinite(frac))[0].tolist()))
+        raise StructureError(structure_id, f"NaN or infinite coordinates at site(s) {bad[:5]}")
+    numbers = []
+    for index, site in enumerate(structure):
+        specie = site.specie
+        z = getattr(specie, "Z", None)
+        if z is None or not 1 <= int(z) <= max_atomic_number():
+            raise StructureError(
+                structure_id,
+                f"site {index} is {specie}: element outside the atom feature table "
+                f"(Z = 1..{max_atomic_number()})",
+            )
+        numbers.append(int(z))
+    return np.asarray(numbers, dtype=np.int64)
