@@ -66,9 +66,16 @@ class CrysGNN(nn.Module):
         )
 
     def embed(self, graph: dgl.DGLGraph) -> torch.Tensor:
-        """Per-atom L2-normalised embeddings ``(N_atoms, hidden)`` in the graph's node order."""
+        """Per-atom L2-normalised embeddings ``(N_atoms, hidden)`` in the graph's node order.
+
+        Edge features are ``edata["edge_features"]`` when the graph carries them already
+        expanded (e.g. CGCNN's ``nbr_fea``), else the Gaussian expansion of ``distance``.
+        """
         node = self.embedding(graph.ndata["atom_features"])
-        edge = self.edge_expansion(graph.edata["distance"])
+        if "edge_features" in graph.edata:
+            edge = graph.edata["edge_features"]
+        else:
+            edge = self.edge_expansion(graph.edata["distance"])
         for conv in self.convs:
             node = conv(graph, node, edge)
         return F.normalize(node, p=2, dim=1)
