@@ -1,0 +1,98 @@
+"""``crysgnn-dgl pretrain``: structures in, a pre-trained CrysGNN checkpoint out."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "pretrain"
+HELP = (
+    "Pre-train CrysGNN on unlabeled crystals (CIF folders, CSV(.xz) with a CIF column, "
+    "JSON of pymatgen structures, ASE databases); resumes an interrupted run."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", help="structure files or folders (read in this order)")
+    parser.add_argument("--out", required=True, help="run folder (checkpoints, logs, history)")
+    parser.add_argument("--cache", help="graph cache folder (default: <out>/cache)")
+    data = parser.add_argument_group("inputs and cache")
+    data.add_argument("--cif-column", default="cif", help="CIF column of CSV inputs")
+    data.add_argument("--id-column", help="id column of CSV inputs (default: material_id if present)")
+    data.add_argument("--limit", type=int, help="read at most this many structures per input")
+    data.add_argument("--cache-workers", type=int, default=1, help="processes building the cache")
+    data.add_argument("--shard-size", type=int, default=1000, help="structures per cache shard")
+    data.add_argument("--keep-duplicates", action="store_true", help="do not de-duplicate structures")
+    data.add_argument("--cache-only", action="store_true", help="build the cache and stop")
+    run = parser.add_argument_group("training")
+    run.add_argument("--epochs", type=int, default=20)
+    run.add_argument("--batch-size", type=int, default=128)
+    run.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate (release: 0.03)")
+    run.add_argument("--weight-decay", type=float, default=0.0)
+    run.add_argument("--schedule", choices=("cosine", "constant"), default="cosine")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--val-fraction", type=float, default=0.05)
+    run.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    run.add_argument("--threads", type=int, help="torch CPU threads")
+    run.add_argument("--accelerator", default="auto")
+    run.add_argument("--devices", default="auto", help="e.g. 4 for four GPUs")
+    run.add_argument("--strategy", default="auto", help="e.g. ddp")
+    run.add_argument("--num-nodes", type=int, default=1)
+    run.add_argument("--precision", default="auto", help="32-true, 16-mixed, bf16-mixed or auto")
+    run.add_argument("--no-progress", action="store_true")
+    loss = parser.add_argument_group("objectives (a weight of 0 switches one off)")
+    loss.add_argument("--feature-weight", type=float, default=0.25, help="α")
+    loss.add_argument("--connectivity-weight", type=float, default=0.25, help="β")
+    loss.add_argument("--space-group-weight", type=float, default=0.25, help="γ")
+    loss.add_argument("--contrastive-weight", type=float, default=0.25, help="λ")
+    loss.add_argument("--temperature", type=float, default=0.07)
+    loss.add_argument("--max-pairs-per-crystal", type=int, help="sub-sample connectivity pairs")
+
+
+def _devices(value: str) -> int | str:
+    return int(value) if value.isdigit() else value
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..pretrain.objectives import ObjectiveSettings
+    from ..pretrain.runner import run_pretraining
+    from ..pretrain.settings import OptimizerSettings, TrainingSettings
+    from ..pretrain.sources import open_source
+
+    sources = [
+        open_source(path, cif_column=args.cif_column, id_column=args.id_column, limit=args.limit)
+        for path in args.inputs
+    ]
+    objectives = ObjectiveSettings(
+        feature_weight=args.feature_weight,
+        connectivity_weight=args.connectivity_weight,
+        space_group_weight=args.space_group_weight,
+        contrastive_weight=args.contrastive_weight,
+        temperature=args.temperature,
+        max_pairs_per_crystal=args.max_pairs_per_crystal,
+    )
+    optimizer = OptimizerSettings(learning_rate=args.lr, weight_decay=args.weight_decay, schedule=args.schedule)
+    training = TrainingSettings(
+        max_epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_fraction=args.val_fraction,
+        seed=args.seed,
+        num_workers=args.workers,
+        accelerator=args.accelerator,
+        devices=_devices(args.devices),
+        strategy=args.strategy,
+        num_nodes=args.num_nodes,
+        precision=args.precision,
+        num_threads=args.threads,
+    )
+    _, result = run_pretraining(
+        sources, args.out, cache_folder=args.cache, objectives=objectives, optimizer=optimizer,
+        training=training, cache_workers=args.cache_workers, shard_size=args.shard_size,
+        dedupe=not args.keep_duplicates, cache_only=args.cache_only, progress=not args.no_progress,
+    )
+    if result is not None:
+        print(f"epochs completed: {result.epochs_completed}")
+        print(f"last checkpoint:  {result.last_checkpoint}")
+        print(f"best checkpoint:  {result.best_checkpoint}")
+        for name in sorted(result.metrics):
+            print(f"  {name:32s} {result.metrics[name]:.4f}")
+    return 0

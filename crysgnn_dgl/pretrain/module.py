@@ -1,0 +1,82 @@
+"""Lightning module that pre-trains a :class:`CrysGNN` on the four objectives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from ..backend import dgl
+from ..config import GraphSettings, ModelSettings
+from ..models.crysgnn import CrysGNN
+from .objectives import ObjectiveSettings, pretraining_losses
+from .settings import OptimizerSettings
+
+
+class PretrainModule(pl.LightningModule):
+    """Pre-training step, validation metrics and the optimiser of a CrysGNN.
+
+    Logged per step/epoch: ``train/<objective>``, ``train/total``, and at each epoch end
+    ``val/<objective>``, ``val/total``, ``val/space_group_accuracy``,
+    ``val/crystal_system_accuracy``. Everything random in a step (pair sub-sampling)
+    is seeded by ``(seed, epoch, batch)``, so resumed runs repeat uninterrupted ones.
+    """
+
+    def __init__(
+        self,
+        model_settings: dict[str, Any] | None = None,
+        graph_settings: dict[str, Any] | None = None,
+        objective_settings: dict[str, Any] | None = None,
+        optimizer_settings: dict[str, Any] | None = None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = CrysGNN(
+            ModelSettings.from_dict(model_settings or {}), GraphSettings.from_dict(graph_settings or {})
+        )
+        self.objectives = ObjectiveSettings.from_dict(objective_settings or {})
+        self.optimizer_settings = OptimizerSettings.from_dict(optimizer_settings or {})
+        self.seed = seed
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        graph, labels = batch
+        return graph.to(device), {k: v.to(device) for k, v in labels.items()}
+
+    def _generator(self, batch_idx: int, stage: int) -> torch.Generator:
+        generator = torch.Generator()
+        generator.manual_seed(hash((self.seed, stage, self.current_epoch, batch_idx)) & 0x7FFFFFFF)
+        return generator
+
+    def _step(self, batch: tuple[dgl.DGLGraph, dict[str, torch.Tensor]], batch_idx: int, stage: str) -> torch.Tensor:
+        graph, labels = batch
+        generator = self._generator(batch_idx, 0 if stage == "train" else 1)
+        losses = pretraining_losses(self.model, graph, labels, self.objectives, generator)
+        batch_size = int(labels["space_group"].numel())
+        on_step = stage == "train"
+        for name, value in losses.items():
+            self.log(
+                f"{stage}/{name}", value.detach(), batch_size=batch_size,
+                on_step=on_step, on_epoch=True, prog_bar=name == "total", sync_dist=not on_step,
+            )
+        return losses["total"]
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, batch_idx, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, batch_idx, "val")
+
+    def configure_optimizers(self) -> Any:
+        o = self.optimizer_settings
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=o.learning_rate, weight_decay=o.weight_decay)
+        if o.schedule == "constant":
+            return optimizer
+        if o.schedule != "cosine":
+            raise ValueError(f"unknown learning-rate schedule {o.schedule!r} (constant, cosine)")
+        epochs = max(1, int(self.trainer.max_epochs or 1))
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=epochs, eta_min=o.learning_rate * o.final_lr_fraction
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

@@ -1,0 +1,48 @@
+"""From structure files to a pre-trained CrysGNN in one call: cache, then train."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..config import GraphSettings, ModelSettings
+from .cache import CacheReport, build_cache
+from .objectives import ObjectiveSettings
+from .settings import OptimizerSettings, TrainingSettings
+from .sources import StructureSource
+from .trainer import PretrainResult, pretrain
+
+
+def run_pretraining(
+    sources: list[StructureSource],
+    output_folder: str | os.PathLike,
+    cache_folder: str | os.PathLike | None = None,
+    graph_settings: GraphSettings | None = None,
+    model_settings: ModelSettings | None = None,
+    objectives: ObjectiveSettings | None = None,
+    optimizer: OptimizerSettings | None = None,
+    training: TrainingSettings | None = None,
+    cache_workers: int = 1,
+    shard_size: int = 1000,
+    dedupe: bool = True,
+    cache_only: bool = False,
+    progress: bool = True,
+) -> tuple[CacheReport, PretrainResult | None]:
+    """Build (or finish) the graph cache of ``sources`` and pre-train on it.
+
+    The cache goes to ``cache_folder`` (default ``<output_folder>/cache``); both steps
+    resume where an interrupted call stopped.
+    """
+    output = Path(output_folder)
+    cache = Path(cache_folder) if cache_folder is not None else output / "cache"
+    report = build_cache(
+        sources, cache, graph_settings, shard_size=shard_size, workers=cache_workers,
+        dedupe=dedupe, progress=progress,
+    )
+    print(report.summary(), flush=True)
+    if cache_only:
+        return report, None
+    result = pretrain(
+        cache, output, model_settings, objectives, optimizer, training, progress_bar=progress
+    )
+    return report, result
