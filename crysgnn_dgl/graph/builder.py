@@ -16,7 +16,13 @@ from .atom_features import atom_features
 from .errors import StructureError
 from .labels import CrystalLabels, connectivity_targets, crystal_labels
 from .neighbors import neighbor_table
-from .structures import DEFAULT_MIN_DISTANCE, describe, to_structure, validate_structure
+from .structures import (
+    DEFAULT_MIN_DISTANCE,
+    describe,
+    to_structure,
+    validate_cell,
+    validate_structure,
+)
 
 DEFAULT_SETTINGS = GraphSettings()
 
@@ -36,7 +42,15 @@ def graph_from_arrays(
     (and ``atomic_number`` when given). Edges run neighbour → centre, grouped by centre
     (node order) and nearest first, and carry ``distance`` (Å), ``image`` (periodic image
     of the neighbour) and ``padding`` (True for pad slots).
+    Raises :class:`StructureError` naming ``structure_id`` for a singular or non-finite
+    cell, non-finite coordinates, or overlapping sites.
     """
+    validate_cell(lattice, frac_coords, structure_id)
+    if len(atom_features) != len(frac_coords):
+        raise StructureError(
+            structure_id,
+            f"{len(atom_features)} atom feature rows for {len(frac_coords)} sites",
+        )
     table = neighbor_table(lattice, frac_coords, settings, structure_id, min_distance=min_distance)
     num_atoms, k = table.index.shape
     dst = np.repeat(np.arange(num_atoms, dtype=np.int64), k)

@@ -22,16 +22,21 @@ DEFAULT_MIN_DISTANCE = 0.5  # Å; closer sites are reported as overlapping
 
 
 def _looks_like_cif_text(text: str) -> bool:
-    return "\n" in text and ("_cell_length_a" in text or text.lstrip().startswith("data_"))
+    """Multi-line text, or a single line opening a CIF data block, is CIF text (a file
+    path never contains a line break)."""
+    return "\n" in text or "\r" in text or text.lstrip().startswith("data_")
 
 
 def describe(item: Any) -> str:
     """A short, human-readable name for an input item, used when no id is given."""
-    if isinstance(item, (str, os.PathLike)) and not _looks_like_cif_text(str(item)):
+    if isinstance(item, os.PathLike) or (isinstance(item, str) and not _looks_like_cif_text(item)):
         return str(item)
     if isinstance(item, str):
-        first = item.lstrip().splitlines()[0] if item.strip() else "<empty CIF text>"
-        return first[:60]
+        lines = [line.strip() for line in item.splitlines() if line.strip()]
+        if not lines:
+            return "<empty CIF text>"
+        block = next((line for line in lines if line.startswith("data_")), lines[0])
+        return f"CIF text {block[:60]}"
     if isinstance(item, Structure):
         return item.composition.reduced_formula
     return type(item).__name__
@@ -56,14 +61,18 @@ def to_structure(item: Any, structure_id: str | None = None) -> Structure:
         return item
     if isinstance(item, (str, os.PathLike)):
         text = str(item)
-        if _looks_like_cif_text(text):
+        if isinstance(item, str) and _looks_like_cif_text(text):
             return _parse_cif(text, sid)
+        if not text.strip():
+            raise StructureError(sid, "empty CIF")
         path = Path(text)
-        if not path.is_file():
-            if not text.strip():
-                raise StructureError(sid, "empty CIF")
-            raise StructureError(sid, "not an existing CIF file nor CIF text")
-        return _parse_cif(path.read_text(errors="replace"), sid)
+        try:
+            content = path.read_text(errors="replace")
+        except FileNotFoundError:
+            raise StructureError(sid, "not an existing CIF file nor CIF text") from None
+        except OSError as exc:
+            raise StructureError(sid, f"cannot read CIF file ({exc.strerror or exc})") from exc
+        return _parse_cif(content, sid)
     module = type(item).__module__
     if module.startswith("jarvis"):
         try:
@@ -84,6 +93,25 @@ def to_structure(item: Any, structure_id: str | None = None) -> Structure:
     )
 
 
+def validate_cell(lattice: Any, frac_coords: Any, structure_id: str) -> None:
+    """Check a periodic cell given as arrays: finite 3×3 lattice with non-zero volume and
+    finite ``(N, 3)`` fractional coordinates, N ≥ 1. Raises :class:`StructureError`."""
+    matrix = np.asarray(lattice, dtype=float)
+    frac = np.asarray(frac_coords, dtype=float)
+    if matrix.shape != (3, 3):
+        raise StructureError(structure_id, f"lattice must be 3×3, got shape {matrix.shape}")
+    if frac.ndim != 2 or frac.shape[1] != 3 or frac.shape[0] == 0:
+        raise StructureError(structure_id, f"coordinates must be (N ≥ 1, 3), got shape {frac.shape}")
+    if not np.all(np.isfinite(matrix)):
+        raise StructureError(structure_id, "lattice contains NaN or infinite values")
+    volume = abs(float(np.linalg.det(matrix)))
+    if not np.isfinite(volume) or volume < MIN_VOLUME_PER_ATOM * len(frac):
+        raise StructureError(structure_id, f"zero-volume or singular lattice (volume {volume:.3g} Å³)")
+    if not np.all(np.isfinite(frac)):
+        bad = sorted(set(np.nonzero(~np.isfinite(frac))[0].tolist()))
+        raise StructureError(structure_id, f"NaN or infinite coordinates at site(s) {bad[:5]}")
+
+
 def validate_structure(structure: Structure, structure_id: str) -> np.ndarray:
     """Check that ``structure`` can be featurised; return its atomic numbers.
 
@@ -100,16 +128,7 @@ def validate_structure(structure: Structure, structure_id: str) -> np.ndarray:
             f"partial occupancy / disordered site(s) {disordered[:5]}: order the structure first "
             "(e.g. pymatgen's OrderDisorderedStructureTransformation)",
         )
-    matrix = np.asarray(structure.lattice.matrix, dtype=float)
-    if not np.all(np.isfinite(matrix)):
-        raise StructureError(structure_id, "lattice contains NaN or infinite values")
-    volume = abs(float(np.linalg.det(matrix)))
-    if not np.isfinite(volume) or volume < MIN_VOLUME_PER_ATOM * len(structure):
-        raise StructureError(structure_id, f"zero-volume or singular lattice (volume {volume:.3g} Å³)")
-    frac = np.asarray(structure.frac_coords, dtype=float)
-    if not np.all(np.isfinite(frac)):
-        bad = sorted(set(np.nonzero(~np.isfinite(frac))[0].tolist()))
-        raise StructureError(structure_id, f"NaN or infinite coordinates at site(s) {bad[:5]}")
+    validate_cell(structure.lattice.matrix, structure.frac_coords, structure_id)
     numbers = []
     for index, site in enumerate(structure):
         specie = site.specie
