@@ -29,6 +29,9 @@ _PUBLIC = {
     "CheckpointError": "crysgnn_dgl.checkpoint",
     "save_checkpoint": "crysgnn_dgl.checkpoint",
     "read_checkpoint": "crysgnn_dgl.checkpoint",
+    "attach_teacher": "crysgnn_dgl.distill.attach",
+    "DistillHook": "crysgnn_dgl.distill.hook",
+    "DistillSettings": "crysgnn_dgl.distill.settings",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]

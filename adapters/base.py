@@ -1,0 +1,226 @@
+"""What an adapter tells the distillation hook about one kind of predictor.
+
+An adapter names the layer whose per-atom output is the student embedding (a
+:class:`HookPoint`), the student's width when it is known before the first forward, and
+how to turn the inputs of the student's forward into a :class:`CrystalBatch` for the
+teacher. Shared builders for the two common cases live here: rebuilding teacher graphs
+from features + fractional coordinates + lattices, and handing over a graph that already
+is a CrysGNN graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from crysgnn_dgl.backend import dgl
+from crysgnn_dgl.config import GraphSettings
+from crysgnn_dgl.distill.keys import KeyField
+from crysgnn_dgl.distill.targets import CrystalBatch
+from crysgnn_dgl.graph.atom_features import FEATURE_DIM, atom_feature_table
+from crysgnn_dgl.graph.builder import graph_from_arrays
+
+
+class AdapterError(ValueError):
+    """The model, its batch or the teacher cannot be used with the chosen adapter."""
+
+
+@dataclass(frozen=True)
+class HookPoint:
+    """Where the student's per-atom embeddings appear.
+
+    Attributes:
+        module: the layer.
+        name: its qualified name in the student, for messages.
+        position: ``"output"`` (the layer returns them) or ``"input"`` (it receives them).
+        index: position inside a tuple output / the positional arguments (``None``: the
+            output itself is the tensor).
+    """
+
+    module: nn.Module
+    name: str
+    position: str = "output"
+    index: int | None = None
+
+
+class Adapter:
+    """Base adapter; subclasses implement the predictor-specific parts."""
+
+    name = "base"
+
+    @classmethod
+    def matches(cls, model: Any) -> bool:
+        """Whether this adapter recognises ``model`` (used by ``adapter="auto"``)."""
+        return False
+
+    def student(self, model: Any) -> nn.Module:
+        """The module whose forward receives the batch and which owns the projection head."""
+        return model
+
+    def hook_point(self, student: nn.Module) -> HookPoint:
+        raise NotImplementedError
+
+    def student_width(self, student: nn.Module) -> int | None:
+        """Width of the per-atom embeddings if known before the first forward."""
+        return None
+
+    def check_teacher(self, student: nn.Module, teacher: Any) -> None:
+        """Raise :class:`AdapterError` if the teacher's featuriser differs from what this
+        adapter gives it."""
+        require_release_features(teacher.graph_settings, teacher)
+
+    def crystal_batch(self, student: nn.Module, args: tuple, kwargs: dict, teacher: Any) -> CrystalBatch:
+        """Teacher inputs for the batch passed as ``student(*args, **kwargs)``."""
+        raise NotImplementedError
+
+    def on_attach(self, model: Any, hook: Any) -> None:
+        """Extra wiring (e.g. metric logging) after the hook is registered."""
+
+    def on_remove(self, model: Any, hook: Any) -> None:
+        """Undo :meth:`on_attach`."""
+
+
+def class_names(model: Any) -> set[str]:
+    """``module.Class`` of every class in the model's MRO."""
+    return {f"{c.__module__}.{c.__name__}" for c in type(model).__mro__}
+
+
+def require_release_features(settings: GraphSettings, teacher: Any) -> None:
+    """The teacher must read 92-d CGCNN atom features."""
+    width = teacher.model_settings.atom_input_dim
+    if width != FEATURE_DIM:
+        raise AdapterError(
+            f"the teacher expects {width}-d atom features; this adapter gives it the "
+            f"{FEATURE_DIM}-d CGCNN features"
+        )
+
+
+def require_same_settings(student_settings: GraphSettings, teacher: Any, what: str) -> None:
+    """A port built for one featuriser cannot feed a teacher trained with another."""
+    differences = student_settings.differences(teacher.graph_settings)
+    if differences:
+        listed = ", ".join(f"{k}: student {a!r} vs teacher {b!r}" for k, (a, b) in differences.items())
+        raise AdapterError(
+            f"{what} was built for featuriser {student_settings} but the teacher uses "
+            f"{teacher.graph_settings} ({listed})"
+        )
+
+
+def check_cgcnn_features(features: torch.Tensor, where: str) -> None:
+    """Atom features must be the 92-d CGCNN table (0/1 entries)."""
+    if features.dim() != 2 or features.shape[1] != FEATURE_DIM:
+        raise AdapterError(
+            f"{where}: atom features have shape {tuple(features.shape)}; the teacher needs the "
+            f"{FEATURE_DIM}-d CGCNN features (e.g. alignn's atom_features='cgcnn')"
+        )
+
+
+def formula_of(features: torch.Tensor) -> str:
+    """A readable composition for error messages (elements guessed from CGCNN rows)."""
+    table = torch.from_numpy(np.nan_to_num(atom_feature_table(), nan=-1.0))
+    rows = features.detach().to("cpu", torch.float32)
+    numbers = torch.cdist(rows, table).argmin(dim=1).tolist()
+    from pymatgen.core.periodic_table import Element
+
+    counts: dict[str, int] = {}
+    for z in numbers:
+        symbol = Element.from_Z(z).symbol if z > 0 else "?"
+        counts[symbol] = counts.get(symbol, 0) + 1
+    return "".join(f"{s}{n if n > 1 else ''}" for s, n in counts.items())
+
+
+def crystal_namer(features: torch.Tensor, counts: Sequence[int]):
+    """``names(i)`` for :class:`CrystalBatch`: batch position, formula and atom count."""
+    offsets = np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64))])
+
+    def name(i: int) -> str:
+        rows = features[offsets[i] : offsets[i + 1]]
+        return f"crystal #{i} of the batch ({formula_of(rows) if len(rows) else 'empty'}, {counts[i]} atoms)"
+
+    return name
+
+
+def batch_from_arrays(
+    features: torch.Tensor,
+    frac_coords: torch.Tensor,
+    lattices: torch.Tensor,
+    counts: Sequence[int],
+    settings: GraphSettings,
+) -> CrystalBatch:
+    """Crystal batch whose teacher graphs are rebuilt from features, fractional coordinates
+    and one 3×3 lattice (rows = vectors) per crystal."""
+    counts = [int(c) for c in counts]
+    features = features.detach()
+    frac_coords = frac_coords.detach()
+    lattices = lattices.detach().reshape(-1, 3, 3)
+    names = crystal_namer(features, counts)
+    if lattices.shape[0] != len(counts):
+        raise AdapterError(
+            f"the batch carries {lattices.shape[0]} lattice(s) for {len(counts)} crystals; "
+            "the teacher's graphs cannot be rebuilt"
+        )
+    if frac_coords.shape[0] != sum(counts):
+        raise AdapterError(f"the batch carries {frac_coords.shape[0]} fractional coordinates for {sum(counts)} atoms")
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    feats_np = features.to("cpu", torch.float32).numpy()
+    frac_np = frac_coords.to("cpu", torch.float64).numpy()
+    lat_np = lattices.to("cpu", torch.float64).numpy()
+
+    def build(indices: list[int]) -> dgl.DGLGraph:
+        graphs = []
+        for i in indices:
+            a, b = offsets[i], offsets[i + 1]
+            if not np.isfinite(lat_np[i]).all() or abs(np.linalg.det(lat_np[i])) < 1e-6:
+                raise AdapterError(f"{names(i)}: the lattice {lat_np[i].tolist()} is missing or singular")
+            graphs.append(graph_from_arrays(feats_np[a:b], frac_np[a:b], lat_np[i], settings, names(i)))
+        return dgl.batch(graphs)
+
+    fields = [
+        KeyField(features, counts, decimals=4),
+        KeyField(frac_coords, counts, decimals=4),
+        KeyField(lattices, [1] * len(counts), decimals=3),
+    ]
+    return CrystalBatch(counts, fields, build, atom_features=features, names=names)
+
+
+def batch_from_crysgnn_graph(graph: dgl.DGLGraph) -> CrystalBatch:
+    """Crystal batch for a student whose graph already is the teacher's (same featuriser):
+    handed over as it is, or sliced to the crystals the cache misses."""
+    for needed in ("atom_features",):
+        if needed not in graph.ndata:
+            raise AdapterError(f"the student's graph has no ndata[{needed!r}]; it is not a crysgnn_dgl graph")
+    edge_key = "edge_features" if "edge_features" in graph.edata else "distance"
+    if edge_key not in graph.edata:
+        raise AdapterError("the student's graph has neither edata['distance'] nor edata['edge_features']")
+    counts = graph.batch_num_nodes().tolist()
+    edge_counts = graph.batch_num_edges().tolist()
+    features = graph.ndata["atom_features"]
+    src, dst = graph.edges()
+    node_offsets = torch.repeat_interleave(
+        torch.cumsum(graph.batch_num_nodes(), 0) - graph.batch_num_nodes(), graph.batch_num_edges()
+    )
+    edge_value = graph.edata[edge_key].detach().reshape(src.shape[0], -1).to(torch.float32)
+    edges = torch.cat([(src - node_offsets).unsqueeze(1).float(), (dst - node_offsets).unsqueeze(1).float(), edge_value], 1)
+    every = list(range(len(counts)))
+
+    def build(indices: list[int]) -> dgl.DGLGraph:
+        if indices == every:
+            return graph
+        return dgl.batch([dgl.slice_batch(graph, i) for i in indices])
+
+    fields = [KeyField(features, counts, decimals=4), KeyField(edges, edge_counts, decimals=4)]
+    return CrystalBatch(counts, fields, build, atom_features=features, names=crystal_namer(features, counts))
+
+
+def first_tensor_arg(args: tuple, kwargs: dict, name: str, position: int) -> Any:
+    """Argument ``name`` of a forward call, given positionally or by keyword."""
+    if name in kwargs:
+        return kwargs[name]
+    if len(args) > position:
+        return args[position]
+    raise AdapterError(f"the student's forward was called without {name!r}")

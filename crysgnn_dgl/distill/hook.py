@@ -1,0 +1,300 @@
+"""DistillHook: the frozen teacher attached to a predictor through module hooks.
+
+Per training forward (student in training mode, gradients enabled):
+
+1. a pre-hook on the student's forward hands its inputs to the adapter, which extracts
+   the crystals (features, coordinates, lattices — whatever the batch carries);
+2. a hook on the adapter's layer captures the per-atom embeddings ``s``, looks the
+   teacher embeddings ``t`` up in the cache (running the teacher, without gradients, on
+   its own graphs of the missing crystals), and forms
+   ``KD = mean_crystals mean_atoms mean_dims (P(s) − t)²`` (``P`` the projection head,
+   followed by L2 normalisation unless ``normalize=False``);
+3. in ``"backward"`` mode the layer's output is replaced by an identity autograd node
+   that seeds ``λ·KD`` into the backward pass of whatever loss the loop computes.
+
+Eval-mode or ``no_grad`` forwards do nothing at all (no teacher work, no state).
+
+Distributed data parallel: attach before wrapping; each process keeps its own hook and
+cache, the KD gradient is all-reduced with the rest. ``torch.compile``: attach *before*
+compiling (hooks registered afterwards are not seen by the compiled graph); the hook's
+teacher/caching code runs eagerly (graph break at the hooked layer).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .cache import EmbeddingCache
+from .injection import StepState, inject
+from .keys import teacher_fingerprint
+from .projection import make_projection
+from .settings import DistillSettings
+from .targets import CrystalBatch, teacher_targets
+
+HEAD_NAME = "crysgnn_distill_head"
+
+
+class DistillHook:
+    """Handle of an attached teacher (see :func:`crysgnn_dgl.attach_teacher`).
+
+    Attributes:
+        teacher: the :class:`~crysgnn_dgl.FrozenTeacher` (never registered on the student).
+        head: the projection head, registered on the student as ``crysgnn_distill_head``.
+        cache: the teacher-embedding cache (``None`` if disabled).
+        teacher_calls: teacher forward passes run so far.
+        teacher_crystals: crystals the teacher embedded so far (cache misses).
+        grad_scaler: a ``torch.amp.GradScaler`` whose scale multiplies the injected KD seed
+            (the loop scales its own loss; see :meth:`kd_loss` for the alternative).
+    """
+
+    def __init__(self, model: Any, teacher: Any, adapter: Any, settings: DistillSettings,
+                 cache: EmbeddingCache | None = None, grad_scaler: Any = None):
+        self.model = model
+        self.teacher = teacher
+        self.adapter = adapter
+        self.settings = settings
+        self.cache = cache
+        self.grad_scaler = grad_scaler
+        self.student: nn.Module = adapter.student(model)
+        adapter.check_teacher(self.student, teacher)
+        self.point = adapter.hook_point(self.student)
+        if hasattr(self.student, HEAD_NAME):
+            raise RuntimeError(f"{type(self.student).__name__} already has a teacher attached")
+        self.teacher_calls = 0
+        self.teacher_crystals = 0
+        self._salt = teacher_fingerprint(teacher._model.state_dict(), teacher.graph_settings.to_dict())
+        self._step: StepState | None = None
+        self._batch: CrystalBatch | None = None
+        self._layer_ran = False
+        self._forwards = 0
+        self._injections = 0
+        self._kd_sum = 0.0
+        self._kd_count = 0
+        self.last_kd: float | None = None
+        self.last_batch_size = 0
+        self._head_snapshot: list[torch.Tensor] | None = None
+        self._head_checked = False
+        self._warned: set[str] = set()
+        width = adapter.student_width(self.student)
+        self.head = make_projection(settings.projection, width, teacher.embedding_dim, settings.mlp_hidden)
+        self.head.to(_device_of(self.student), _dtype_of(self.student))
+        self.student.add_module(HEAD_NAME, self.head)
+        self._handles = [
+            self.student.register_forward_pre_hook(self._before_forward, with_kwargs=True),
+            self.student.register_forward_hook(self._after_forward),
+        ]
+        if self.point.position == "output":
+            self._handles.append(self.point.module.register_forward_hook(self._on_layer_output))
+        else:
+            self._handles.append(self.point.module.register_forward_pre_hook(self._on_layer_input))
+        adapter.on_attach(model, self)
+        self.removed = False
+
+    # ----------------------------------------------------------------- public API
+    @property
+    def kd_weight(self) -> float:
+        """``λ = (1 − δ) / δ``."""
+        return self.settings.kd_weight
+
+    @property
+    def kd_mean(self) -> float | None:
+        """Mean KD over the training steps since the last :meth:`reset_kd_mean`."""
+        return self._kd_sum / self._kd_count if self._kd_count else None
+
+    def reset_kd_mean(self) -> None:
+        self._kd_sum, self._kd_count = 0.0, 0
+
+    def parameters(self):
+        """Parameters of the projection head (add them to an optimiser built before attaching)."""
+        return self.head.parameters()
+
+    def kd_loss(self) -> torch.Tensor:
+        """``λ·KD`` of the latest training forward, for ``loss = loss + hook.kd_loss()``.
+
+        Taking it disables the backward-pass injection for that forward, so the term is
+        never counted twice. Zero (no graph) when the latest forward was not a training one.
+        """
+        step = self._step
+        if step is None:
+            return torch.zeros((), device=_device_of(self.student))
+        step.explicit = True
+        self._record(step)
+        return step.weight * step.kd
+
+    def remove(self) -> None:
+        """Detach: hooks and head removed, ``state_dict()`` keys as before attaching."""
+        if self.removed:
+            return
+        for handle in self._handles:
+            handle.remove()
+        self.adapter.on_remove(self.model, self)
+        delattr(self.student, HEAD_NAME)
+        self._step = self._batch = None
+        if self.cache is not None:
+            self.cache.flush()
+        self.removed = True
+
+    def __repr__(self) -> str:
+        return (
+            f"DistillHook(adapter={self.adapter.name!r}, layer={self.point.name!r}, "
+            f"lambda={self.kd_weight:g}, last_kd={self.last_kd}, cache={self.cache!r})"
+        )
+
+    # ------------------------------------------------------------------ internals
+    def _active(self) -> bool:
+        return self.student.training and torch.is_grad_enabled() and self.kd_weight > 0
+
+    def _before_forward(self, module: nn.Module, args: tuple, kwargs: dict):
+        self._step = None
+        self._batch = None
+        self._layer_ran = False
+        if not self._active():
+            return None
+        self._forwards += 1
+        self._check_progress()
+        self._batch = self.adapter.crystal_batch(self.student, args, kwargs, self.teacher)
+        return None
+
+    def _after_forward(self, module: nn.Module, args: tuple, output: Any):
+        if self._batch is not None and not self._layer_ran:
+            self._batch = None
+            raise RuntimeError(
+                f"the distillation layer {self.point.name!r} never ran during "
+                f"{type(self.student).__name__}.forward; choose an adapter whose layer is used"
+            )
+        self._batch = None
+        return None
+
+    def _on_layer_output(self, module: nn.Module, args: tuple, output: Any):
+        if self._batch is None:
+            return None
+        index = self.point.index
+        hooked = output if index is None else output[index]
+        replaced = self._process(hooked)
+        if replaced is None:
+            return None
+        if index is None:
+            return replaced
+        items = list(output)
+        items[index] = replaced
+        return type(output)(items) if isinstance(output, tuple) else items
+
+    def _on_layer_input(self, module: nn.Module, args: tuple):
+        if self._batch is None:
+            return None
+        index = self.point.index or 0
+        replaced = self._process(args[index])
+        if replaced is None:
+            return None
+        items = list(args)
+        items[index] = replaced
+        return tuple(items)
+
+    def _process(self, hooked: torch.Tensor) -> torch.Tensor | None:
+        batch, self._batch = self._batch, None
+        self._layer_ran = True
+        if hooked.dim() != 2:
+            raise RuntimeError(
+                f"layer {self.point.name!r} gave a tensor of shape {tuple(hooked.shape)}; "
+                "per-atom embeddings (atoms × features) were expected"
+            )
+        target, embedded = teacher_targets(
+            batch, hooked.shape[0], self._embed, self.cache, self._salt, hooked.device
+        )
+        self.teacher_crystals += embedded
+        self.last_batch_size = len(batch.counts)
+        self._warn_amp(hooked)
+        kd = self._kd(hooked, target, batch)
+        self._step = StepState(kd=kd, weight=self.kd_weight, scale=self._scale, on_inject=self._record)
+        if self.settings.mode == "explicit":
+            return None
+        return inject(hooked, self._step)
+
+    def _embed(self, graph) -> torch.Tensor:
+        self.teacher_calls += 1
+        return self.teacher.embed(graph)
+
+    def _kd(self, hooked: torch.Tensor, target: torch.Tensor, batch: CrystalBatch) -> torch.Tensor:
+        projected = self.head(hooked)
+        target = target.to(projected.dtype)
+        if self.settings.normalize:
+            projected = F.normalize(projected, p=2, dim=1)
+        per_atom = (projected - target).pow(2).mean(dim=1)
+        counts = torch.as_tensor(list(batch.counts), device=hooked.device)
+        crystal = torch.repeat_interleave(torch.arange(len(counts), device=hooked.device), counts)
+        if batch.rows is not None:
+            by_row = torch.empty_like(crystal)
+            by_row[batch.rows.to(hooked.device)] = crystal
+            crystal = by_row
+        sums = torch.zeros(len(counts), device=hooked.device, dtype=per_atom.dtype).index_add(0, crystal, per_atom)
+        return (sums / counts.clamp(min=1)).mean()
+
+    def _scale(self) -> float:
+        scaler = self.grad_scaler
+        if scaler is not None and scaler.is_enabled():
+            return float(scaler.get_scale())
+        return 1.0
+
+    def _record(self, step: StepState) -> None:
+        value = float(step.kd.detach())
+        self.last_kd = value
+        self._kd_sum += value
+        self._kd_count += 1
+        self._injections += 1
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+    def _warn_amp(self, hooked: torch.Tensor) -> None:
+        kind = hooked.device.type
+        if self.grad_scaler is None and torch.is_autocast_enabled(kind) and torch.get_autocast_dtype(kind) == torch.float16:
+            self._warn_once(
+                "amp",
+                "float16 autocast is active but no grad_scaler was given to attach_teacher: if the "
+                "loop scales its loss (GradScaler), the injected KD term is divided by the scale; "
+                "pass grad_scaler=... or use hook.kd_loss()",
+            )
+
+    def _check_progress(self) -> None:
+        after = self.settings.warn_after
+        if self._forwards > after and self._injections == 0:
+            self._warn_once(
+                "never",
+                f"the KD term of {self._forwards - 1} training forwards never reached a backward pass: "
+                f"the loss does not depend on {self.point.name!r}'s output; add hook.kd_loss() explicitly",
+            )
+        if self._head_checked:
+            return
+        params = [p for p in self.head.parameters() if not isinstance(p, nn.parameter.UninitializedParameter)]
+        if self._injections and self._head_snapshot is None and params:
+            self._head_snapshot = [p.detach().clone() for p in params]
+        elif self._head_snapshot is not None and self._injections > after:
+            self._head_checked = True
+            if all(torch.equal(p, q) for p, q in zip(params, self._head_snapshot)):
+                self._warn_once(
+                    "head",
+                    "the projection head receives gradients but never changes: add hook.parameters() "
+                    "to the optimiser (it was built before attach_teacher)",
+                )
+            self._head_snapshot = None
+
+
+def _dtype_of(module: nn.Module) -> torch.dtype:
+    for parameter in module.parameters():
+        if parameter.is_floating_point() and not isinstance(parameter, nn.parameter.UninitializedParameter):
+            return parameter.dtype
+    return torch.get_default_dtype()
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    for parameter in module.parameters():
+        if not isinstance(parameter, nn.parameter.UninitializedParameter):
+            return parameter.device
+    return torch.device("cpu")
