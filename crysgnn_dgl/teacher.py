@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable
 from importlib import resources
@@ -26,6 +27,14 @@ def _stay_in_eval(module: torch.nn.Module, mode: bool = True) -> torch.nn.Module
     return module
 
 
+class _FrozenCrysGNN(CrysGNN):
+    """A :class:`CrysGNN` whose ``train()`` keeps evaluation mode (a module-level class, so
+    the frozen model still pickles and deep-copies, e.g. into ``spawn`` workers)."""
+
+    def train(self, mode: bool = True) -> _FrozenCrysGNN:
+        return _stay_in_eval(self)
+
+
 class FrozenTeacher:
     """A CrysGNN in evaluation mode with every parameter frozen.
 
@@ -39,8 +48,11 @@ class FrozenTeacher:
         for parameter in model.parameters():
             parameter.requires_grad_(False)
         _stay_in_eval(model)
-        # An instance attribute shadows nn.Module.train, also for recursive .train() calls.
-        object.__setattr__(model, "train", lambda mode=True: _stay_in_eval(model))
+        if type(model) is CrysGNN:
+            model.__class__ = _FrozenCrysGNN  # same layout; only ``train`` differs
+        elif not isinstance(model, _FrozenCrysGNN):
+            # An instance attribute shadows nn.Module.train, also for recursive calls.
+            object.__setattr__(model, "train", functools.partial(_stay_in_eval, model))
         self._model = model
         self.checkpoint = checkpoint
         self.source = source
@@ -81,6 +93,7 @@ class FrozenTeacher:
     @torch.no_grad()
     def embed(self, graph: dgl.DGLGraph) -> torch.Tensor:
         """Per-atom embeddings ``(N_atoms, 64)`` of a (batched) graph, in node order."""
+        _stay_in_eval(self._model)  # even if a submodule was switched by hand
         return self._model.embed(graph.to(self.device))
 
     def embed_structures(self, items: Iterable[Any], ids: Iterable[str] | None = None) -> list[torch.Tensor]:
