@@ -97,6 +97,14 @@ class GraphCache(Dataset):
     def __getitems__(self, positions: Sequence[int]) -> list[Record]:
         return [self[p] for p in positions]
 
+    def structure_ids(self) -> list[str]:
+        """Ids of all crystals in position order (read from the shard sidecars)."""
+        ids: list[str] = []
+        for name, kept in zip(self.shard_files, self._kept):
+            sidecar = json.loads((self.folder / name.replace(".npz", ".json")).read_text())
+            ids.extend(sidecar["ids"][row] for row in kept)
+        return ids
+
     def split(self, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Positions of the training and validation crystals (a seeded random slice)."""
         draw = np.random.default_rng(seed).random(len(self))
