@@ -125,7 +125,7 @@ def test_release_checkpoint_matches_dense_reference(
 
     batched = teacher.embed(dgl.batch(graphs))  # a batch gives the same per-atom rows
     singles = torch.cat([teacher.embed(g) for g in graphs])
-    torch.testing.assert_close(batched, singles, atol=1e-6, rtol=0)
+    torch.testing.assert_close(batched, singles, atol=1e-5, rtol=0)
 
 
 def test_reference_differs_when_weights_differ(tmp_path, equivalence_structures, reference_featuriser, atom_init_table):
