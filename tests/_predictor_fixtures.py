@@ -122,3 +122,18 @@ def randomise_running_stats(model: torch.nn.Module, seed: int = 0) -> None:
             n = module.num_features
             module.running_mean.copy_(torch.randn(n, generator=generator) * 0.3)
             module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+
+
+def teacher_checkpoint(folder: Path) -> Path:
+    """The bundled teacher when the package ships one, else a freshly initialised CrysGNN
+    checkpoint written to ``folder`` (real model, untrained weights)."""
+    from crysgnn_dgl import CrysGNN, save_checkpoint
+    from crysgnn_dgl.teacher import default_teacher_path
+
+    bundled = default_teacher_path()
+    if bundled.is_file():
+        return bundled
+    torch.manual_seed(0)
+    path = folder / "untrained_teacher.pt"
+    save_checkpoint(path, CrysGNN())
+    return path

@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("doctor", "pretrain", "embed")
+COMMAND_MODULES = ("doctor", "pretrain", "embed", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

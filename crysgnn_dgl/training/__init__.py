@@ -1,6 +1,6 @@
 """Training predictors on crystal graphs: datasets, splits, a plain loop, comparisons."""
 
-from .compare import Comparison, ComparisonSettings, compare_distillation
+from .compare import Comparison, ComparisonSettings, compare_distillation, deterministic_algorithms
 from .dataset import CrystalGraphDataset, collate_graphs
 from .loop import TrainingResult, TrainingSettings, predict, train_predictor
 from .normalizer import TargetNormalizer
@@ -17,6 +17,7 @@ __all__ = [
     "TrainingSettings",
     "collate_graphs",
     "compare_distillation",
+    "deterministic_algorithms",
     "parity_plot",
     "predict",
     "split_indices",

@@ -6,7 +6,8 @@ on the second model before training; the training loop is the same function, unc
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,9 @@ class ComparisonSettings(SettingsBase):
         split_seed: seed of the split.
         model_seed: seed set before building each of the two models (same initial weights).
         delta: distillation ``δ`` (``λ = (1 − δ)/δ``; 0.5 → 1).
+        deterministic: run both trainings with ``torch.use_deterministic_algorithms``, so
+            that multi-threaded scatter-adds cannot make the runs differ by more than the
+            teacher's contribution.
     """
 
     val_fraction: float = 0.1
@@ -38,6 +42,18 @@ class ComparisonSettings(SettingsBase):
     split_seed: int = 0
     model_seed: int = 0
     delta: float = 0.5
+    deterministic: bool = True
+
+
+@contextmanager
+def deterministic_algorithms(enabled: bool = True) -> Iterator[None]:
+    """Temporarily switch ``torch.use_deterministic_algorithms`` (restored on exit)."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(enabled or previous)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
 
 
 @dataclass
@@ -99,17 +115,18 @@ def compare_distillation(
     normalizer = TargetNormalizer(dataset.targets[split.train])
     say = log or (lambda message: None)
 
-    say(f"vanilla: {len(split.train)} train / {len(split.val)} val / {len(split.test)} test crystals")
-    torch.manual_seed(settings.model_seed)
-    vanilla = train_predictor(model_factory(), train_set, val_set, test_set, training, normalizer, log)
+    with deterministic_algorithms(settings.deterministic):
+        say(f"vanilla: {len(split.train)} train / {len(split.val)} val / {len(split.test)} test crystals")
+        torch.manual_seed(settings.model_seed)
+        vanilla = train_predictor(model_factory(), train_set, val_set, test_set, training, normalizer, log)
 
-    say(f"distilled (teacher {getattr(frozen, 'source', '') or 'given'}, delta {settings.delta})")
-    torch.manual_seed(settings.model_seed)
-    student = model_factory()
-    hook = attach_teacher(student, frozen, adapter=adapter, delta=settings.delta)
-    try:
-        distilled = train_predictor(student, train_set, val_set, test_set, training, normalizer, log)
-        kd_mean = hook.kd_mean
-    finally:
-        hook.remove()
+        say(f"distilled (teacher {getattr(frozen, 'source', '') or 'given'}, delta {settings.delta})")
+        torch.manual_seed(settings.model_seed)
+        student = model_factory()
+        hook = attach_teacher(student, frozen, adapter=adapter, delta=settings.delta)
+        try:
+            distilled = train_predictor(student, train_set, val_set, test_set, training, normalizer, log)
+            kd_mean = hook.kd_mean
+        finally:
+            hook.remove()
     return Comparison(vanilla, distilled, split, training, kd_mean, str(getattr(frozen, "source", "")))

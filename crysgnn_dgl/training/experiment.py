@@ -94,7 +94,10 @@ def run_experiment(
     """
     if args.threads:
         torch.set_num_threads(args.threads)
+    from ..distill import resolve_teacher
+
     start = time.perf_counter()
+    teacher = resolve_teacher(args.teacher)  # fail before any work when it is missing
     probe = model_factory()
     dataset, source = load_dataset(args, getattr(probe, "graph_settings", None))
     print_fn(f"data: {source}: {len(dataset)} crystals ({len(dataset.skipped)} skipped) "
@@ -105,7 +108,7 @@ def run_experiment(
     settings = ComparisonSettings(train_limit=args.train_size, split_seed=args.split_seed,
                                   model_seed=args.seed, delta=args.delta)
     comparison = compare_distillation(
-        model_factory, dataset, training, settings, teacher=args.teacher, adapter=adapter,
+        model_factory, dataset, training, settings, teacher=teacher, adapter=adapter,
         log=None if args.quiet else print_fn,
     )
     print_fn("")
