@@ -168,6 +168,8 @@ class DistillHook:
                 f"{type(self.student).__name__}.forward; choose an adapter whose layer is used"
             )
         self._batch = None
+        if self._step is not None:
+            self._step.armed = True
         return None
 
     def _on_layer_output(self, module: nn.Module, args: tuple, output: Any):

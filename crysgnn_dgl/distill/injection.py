@@ -25,6 +25,9 @@ class StepState:
         scale: returns the loss-scale factor the loop applied before ``backward()``.
         injected: the backward pass has seeded ``λ·KD`` already (never twice).
         explicit: ``hook.kd_loss()`` was taken for this step; the backward seeds nothing.
+        armed: the student's forward has returned. Backward passes run *inside* the
+            forward (e.g. ALIGNNAtomWise computing forces with ``torch.autograd.grad``)
+            pass through without the KD seed, so they are not contaminated by it.
         on_inject: called once, with this state, when the KD gradient is seeded.
     """
 
@@ -33,6 +36,7 @@ class StepState:
     scale: Callable[[], float] = lambda: 1.0
     injected: bool = False
     explicit: bool = False
+    armed: bool = False
     on_inject: Callable[[StepState], None] | None = field(default=None, repr=False)
 
 
@@ -49,7 +53,7 @@ class InjectKD(torch.autograd.Function):
     def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
         state: StepState = ctx.state
         dtype, device = ctx.kd_meta
-        if state.injected or state.explicit:
+        if state.injected or state.explicit or not state.armed:
             seed = torch.zeros((), dtype=dtype, device=device)
         else:
             state.injected = True
