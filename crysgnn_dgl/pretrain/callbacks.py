@@ -92,3 +92,22 @@ def read_history(folder: str | Path) -> list[dict[str, Any]]:
             record = json.loads(line)
             records[record["epoch"]] = record
     return [records[e] for e in sorted(records)]
+
+
+class EpochPrinter(pl.Callback):
+    """One line per epoch (duration, total and per-objective losses, accuracies) on rank 0,
+    for logs where a progress bar is off."""
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        import time
+
+        self._start = time.time()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        import time
+
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        metrics = epoch_metrics(trainer)
+        shown = " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
+        print(f"epoch {trainer.current_epoch} ({time.time() - self._start:.0f} s, step {trainer.global_step}): {shown}", flush=True)

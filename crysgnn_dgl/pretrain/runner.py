@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from ..config import GraphSettings, ModelSettings
@@ -43,6 +44,7 @@ def run_pretraining(
     if cache_only:
         return report, None
     result = pretrain(
-        cache, output, model_settings, objectives, optimizer, training, progress_bar=progress
+        cache, output, model_settings, objectives, optimizer, training,
+        progress_bar=progress and sys.stderr.isatty(),
     )
     return report, result

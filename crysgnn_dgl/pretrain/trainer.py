@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..config import ModelSettings
-from .callbacks import LIGHTNING_STATE, EpochCheckpoint, epoch_metrics
+from .callbacks import LIGHTNING_STATE, EpochCheckpoint, EpochPrinter, epoch_metrics
 from .dataset import CacheCollate, GraphCache, ShardBatchSampler
 from .module import PretrainModule
 from .objectives import ObjectiveSettings
@@ -123,7 +123,7 @@ def pretrain(
         num_nodes=training.num_nodes,
         precision=_precision(training),
         logger=_loggers(folder),
-        callbacks=[checkpointer, *(extra_callbacks or [])],
+        callbacks=[checkpointer, *([] if progress_bar else [EpochPrinter()]), *(extra_callbacks or [])],
         enable_checkpointing=False,
         use_distributed_sampler=False,
         log_every_n_steps=training.log_every_n_steps,
