@@ -3,8 +3,9 @@ wrapped in matgl's ``ModelLightningModule``.
 
 Per-atom embeddings: output[1] of ``blocks[-1]`` (``(edge, node, state)``). The teacher's
 graphs are rebuilt from ``g.ndata["node_type"]`` (an index into ``model.element_types``),
-``g.ndata["frac_coords"]`` and the lattice that ``ModelLightningModule.forward`` stores per
-edge as ``g.edata["lattice"]``. Attached to the Lightning module, the KD value is logged
+``g.ndata["frac_coords"]`` and the lattice: the ``lat`` argument of
+``ModelLightningModule.forward`` when attached to the Lightning module, else the per-edge
+copy ``g.edata["lattice"]`` that it stores on the graph. Attached to the Lightning module, the KD value is logged
 as ``train_KD`` and Lightning's gradient scaler (16-bit mixed precision) scales the KD
 seed like the loss.
 """
@@ -44,7 +45,9 @@ def _feature_rows(element_types: tuple[str, ...]) -> torch.Tensor:
     return torch.from_numpy(table[numbers].copy())
 
 
-def _lattices(graph: Any) -> torch.Tensor:
+def _lattices(graph: Any, captured: torch.Tensor | None) -> torch.Tensor:
+    if captured is not None:
+        return captured.detach().reshape(-1, 3, 3)
     if "lattice" not in graph.edata:
         raise AdapterError(
             "the MEGNet batch graph has no edata['lattice'] (matgl's ModelLightningModule.forward sets "
@@ -62,6 +65,10 @@ class MEGNetAdapter(Adapter):
     """matgl.models.MEGNet (DGL backend) or a matgl ModelLightningModule wrapping it."""
 
     name = "megnet"
+
+    def __init__(self) -> None:
+        self._lattice: torch.Tensor | None = None
+        self._handles: list[Any] = []
 
     @classmethod
     def matches(cls, model: Any) -> bool:
@@ -89,13 +96,24 @@ class MEGNetAdapter(Adapter):
         rows = _feature_rows(tuple(student.element_types))
         features = rows[graph.ndata["node_type"].long().cpu()]
         return batch_from_arrays(
-            features, graph.ndata["frac_coords"], _lattices(graph), graph.batch_num_nodes().tolist(),
+            features, graph.ndata["frac_coords"], _lattices(graph, self._lattice), graph.batch_num_nodes().tolist(),
             teacher.graph_settings,
         )
 
     def on_attach(self, model: Any, hook: Any) -> None:
         if not LIGHTNING_CLASSES & class_names(model):
             return
+
+        def capture(module, args, kwargs):
+            self._lattice = kwargs.get("lat", args[1] if len(args) > 1 else None)
+
+        def release(module, args, output):
+            self._lattice = None
+
+        self._handles = [
+            model.register_forward_pre_hook(capture, with_kwargs=True),
+            model.register_forward_hook(release, always_call=True),
+        ]
         original = model.configure_callbacks
 
         def configure_callbacks():
@@ -105,12 +123,16 @@ class MEGNetAdapter(Adapter):
         model.configure_callbacks = configure_callbacks
 
     def on_remove(self, model: Any, hook: Any) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
         if "configure_callbacks" in vars(model):
             del model.configure_callbacks
 
 
 def kd_logging_callback(hook: Any):
-    """Lightning callback: logs ``train_KD`` after every training batch and hands
+    """Lightning callback: logs ``train_KD`` after every training batch (epoch mean, like
+    matgl's own metrics; ``hook.kd_mean`` restarts each epoch) and hands
     Lightning's gradient scaler (if any) to the hook."""
     import lightning.pytorch as pl
 
@@ -119,6 +141,9 @@ def kd_logging_callback(hook: Any):
             scaler = getattr(trainer.precision_plugin, "scaler", None)
             if scaler is not None and hook.grad_scaler is None:
                 hook.grad_scaler = scaler
+
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            hook.reset_kd_mean()
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             if hook.last_kd is not None and not hook.removed:
