@@ -161,11 +161,14 @@ class CGCNNSignatureAdapter(Adapter):
         owner = torch.full((num_atoms,), -1, dtype=torch.long)
         seen = torch.zeros(num_atoms, dtype=torch.long).index_add_(0, rows, torch.ones_like(rows))
         if rows.numel() != num_atoms or bool((seen != 1).any()):
-            bad_atom = int((seen != 1).nonzero()[0]) if bool((seen != 1).any()) else num_atoms
-            culprit = int(crystal_of[(rows == bad_atom).nonzero()[0]]) if bool((rows == bad_atom).any()) else 0
+            bad_atom = int((seen != 1).nonzero()[0]) if bool((seen != 1).any()) else num_atoms - 1
+            owner[rows] = crystal_of
+            claims = owner[nbr_idx[bad_atom].cpu()] if bool((rows == bad_atom).sum() == 0) else crystal_of[rows == bad_atom]
+            claims = claims[claims >= 0]
+            culprit = int(claims[0]) if claims.numel() else 0
             raise AdapterError(
                 f"{names(culprit)}: crystal_atom_idx does not assign every atom of the batch to exactly "
-                f"one crystal (atom {bad_atom})"
+                f"one crystal (atom {bad_atom} of the batch is listed {int(seen[bad_atom])} times)"
             )
         owner[rows] = crystal_of
         local = torch.empty(num_atoms, dtype=torch.long)

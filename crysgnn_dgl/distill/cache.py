@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-CHUNK_ROWS = 1 << 16
-_COUNT_BITS = 16
+CHUNK_ROWS = 1 << 13
+_COUNT_BITS = 14
 
 
 class EmbeddingCache:
