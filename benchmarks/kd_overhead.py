@@ -1,0 +1,160 @@
+"""Epoch-time overhead of the distillation hook, per adapter.
+
+For each adapter the same pre-built batches of real MP crystals are trained for one epoch
+without the hook, then with the hook and an empty cache (cold: every crystal goes through
+the teacher), then again with the filled cache (warm). Ratios are distilled / vanilla
+epoch time measured in the same run (best of ``--repeats`` epochs for vanilla and warm).
+
+    python benchmarks/kd_overhead.py [--crystals 64] [--batch-size 16] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("MATGL_BACKEND", "DGL")
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from _distill_fixtures import (  # noqa: E402
+    OriginalSignatureCGCNN, mp_rows, original_cgcnn_batch, random_teacher,
+)
+
+from crysgnn_dgl import attach_teacher, build_graph  # noqa: E402
+from crysgnn_dgl.backend import dgl  # noqa: E402
+
+
+def port_setup(kind, structures, targets, batch_size):
+    from crysgnn_dgl.models.cgcnn import CGCNN
+    from crysgnn_dgl.models.gatgnn import GATGNN
+
+    graphs = [build_graph(s) for s in structures]
+    batches = [(dgl.batch(graphs[i : i + batch_size]), targets[i : i + batch_size])
+               for i in range(0, len(graphs), batch_size)]
+    model = CGCNN() if kind == "cgcnn" else GATGNN()
+    return model, batches, lambda m, b: F.mse_loss(m(b[0]), b[1])
+
+
+def original_setup(structures, targets, batch_size):
+    batches = [(original_cgcnn_batch(structures[i : i + batch_size]), targets[i : i + batch_size])
+               for i in range(0, len(structures), batch_size)]
+    return OriginalSignatureCGCNN(atom_fea_len=64, n_conv=3, h_fea_len=128), batches, \
+        lambda m, b: F.mse_loss(m(*b[0]).squeeze(1), b[1])
+
+
+def alignn_setup(structures, targets, batch_size):
+    from alignn.graphs import Graph
+    from alignn.models.alignn_atomwise import ALIGNNAtomWise, ALIGNNAtomWiseConfig
+    from jarvis.core.atoms import pmg_to_atoms
+
+    items = []
+    for s in structures:
+        atoms = pmg_to_atoms(s)
+        g, lg = Graph.atom_dgl_multigraph(atoms, cutoff=8.0, max_neighbors=12, atom_features="cgcnn")
+        items.append((g, lg, torch.tensor(atoms.lattice_mat, dtype=torch.float32)))
+    batches = []
+    for i in range(0, len(items), batch_size):
+        chunk = items[i : i + batch_size]
+        batches.append(((dgl.batch([c[0] for c in chunk]), dgl.batch([c[1] for c in chunk]),
+                         torch.stack([c[2] for c in chunk])), targets[i : i + batch_size]))
+    config = ALIGNNAtomWiseConfig(name="alignn_atomwise", atom_input_features=92, gradwise_weight=0.0,
+                                  atomwise_weight=0.0, stresswise_weight=0.0)
+    return ALIGNNAtomWise(config), batches, lambda m, b: torch.nn.L1Loss()(m(list(b[0]))["out"], b[1])
+
+
+def megnet_setup(structures, targets, batch_size):
+    from matgl.ext.pymatgen import Structure2Graph, get_element_list
+    from matgl.graph.data import MGLDataset, collate_fn_graph
+    from matgl.models import MEGNet
+    from matgl.utils.training import ModelLightningModule
+
+    elements = get_element_list(structures)
+    folder = tempfile.mkdtemp()
+    dataset = MGLDataset(structures=structures, converter=Structure2Graph(elements, cutoff=4.0),
+                         labels={"y": targets.tolist()}, save_cache=False, raw_dir=folder, save_dir=folder)
+    batches = [collate_fn_graph([dataset[j] for j in range(i, min(i + batch_size, len(dataset)))])
+               for i in range(0, len(dataset), batch_size)]
+    module = ModelLightningModule(model=MEGNet(element_types=elements, cutoff=4.0), loss="mse_loss")
+    return module, batches, lambda m, b: m.step(b)[0]["Total_Loss"]
+
+
+def epoch(model, batches, loss_fn, optimiser) -> float:
+    start = time.perf_counter()
+    for batch in batches:
+        optimiser.zero_grad()
+        loss_fn(model, batch).backward()
+        optimiser.step()
+    return time.perf_counter() - start
+
+
+def measure(name, setup, teacher, repeats):
+    model, batches, loss_fn = setup()
+    torch.manual_seed(0)
+    vanilla = copy.deepcopy(model)
+    distilled = copy.deepcopy(model)
+    hook = attach_teacher(distilled, teacher)
+    opt_v = torch.optim.Adam(vanilla.parameters(), 1e-3)
+    opt_d = torch.optim.Adam(distilled.parameters(), 1e-3)
+    epoch(vanilla, batches[:1], loss_fn, opt_v)  # warm-up (allocations, lazy imports)
+    base = min(epoch(vanilla, batches, loss_fn, opt_v) for _ in range(repeats))
+    cold = epoch(distilled, batches, loss_fn, opt_d)
+    assert hook.teacher_crystals > 0
+    calls = hook.teacher_calls
+    warm = min(epoch(distilled, batches, loss_fn, opt_d) for _ in range(repeats))
+    assert hook.teacher_calls == calls, "warm epochs must not run the teacher"
+    return f"{name:16s} vanilla {base:7.3f} s   cold {cold:7.3f} s ({cold / base:5.2f}x)   warm {warm:7.3f} s ({warm / base:5.2f}x)"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--crystals", type=int, default=64, help="MP crystals (≤ 8 sites) per epoch")
+    parser.add_argument("--batch-size", type=int, default=16, help="crystals per batch")
+    parser.add_argument("--repeats", type=int, default=3, help="epochs per vanilla/warm measurement (best kept)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--adapters", default="cgcnn,cgcnn_original,gatgnn,alignn,megnet",
+                        help="comma-separated adapters to measure")
+    parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(args.threads)
+    from pymatgen.core import Structure
+
+    rows = mp_rows(args.crystals, 8)
+    structures = [Structure.from_str(t, fmt="cif") for t in rows.cif]
+    targets = torch.tensor(rows.formation_energy_per_atom.values, dtype=torch.float32)
+    teacher = random_teacher(Path(tempfile.mkdtemp()))
+    setups = {
+        "cgcnn": lambda: port_setup("cgcnn", structures, targets, args.batch_size),
+        "cgcnn_original": lambda: original_setup(structures, targets, args.batch_size),
+        "gatgnn": lambda: port_setup("gatgnn", structures, targets, args.batch_size),
+        "alignn": lambda: alignn_setup(structures, targets, args.batch_size),
+        "megnet": lambda: megnet_setup(structures, targets, args.batch_size),
+    }
+    lines = [
+        "command: python benchmarks/kd_overhead.py " + " ".join(sys.argv[1:]),
+        f"{len(structures)} MP crystals, batch {args.batch_size}, {args.threads} thread(s), "
+        f"best of {args.repeats} epochs for vanilla and warm; goals warm <= 1.05x, cold <= 1.5x",
+    ]
+    print("\n".join(lines), flush=True)
+    for name in args.adapters.split(","):
+        line = measure(name, setups[name], teacher, args.repeats)
+        print(line, flush=True)
+        lines.append(line)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
