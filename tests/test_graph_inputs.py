@@ -130,3 +130,9 @@ def test_cif_text_and_structure_agree_numerically(mp_cifs):
     parsed = Structure.from_str(mp_cifs["mp-10003"], fmt="cif")
     assert graph.num_nodes() == len(parsed) == 12
     np.testing.assert_allclose(graph.ndata["frac_coords"].numpy(), parsed.frac_coords, atol=1e-6)
+
+
+def test_file_named_like_a_data_block_is_read_as_a_path(mp_cifs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data_BaTe.cif").write_text(mp_cifs["mp-1000"])
+    assert build_graph("data_BaTe.cif").num_nodes() == 2

@@ -22,9 +22,9 @@ DEFAULT_MIN_DISTANCE = 0.5  # Å; closer sites are reported as overlapping
 
 
 def _looks_like_cif_text(text: str) -> bool:
-    """Multi-line text, or a single line opening a CIF data block, is CIF text (a file
-    path never contains a line break)."""
-    return "\n" in text or "\r" in text or text.lstrip().startswith("data_")
+    """Multi-line text is CIF text; a single line is a file path (CIF needs several lines,
+    a path never contains a line break)."""
+    return "\n" in text or "\r" in text
 
 
 def describe(item: Any) -> str:
