@@ -15,7 +15,9 @@ import time
 import numpy as np
 import torch
 
-from _common import Report, small_corpus_sources
+from pathlib import Path
+
+from _common import REPO, Report, small_corpus_sources
 from _reference_crysgnn import ReferenceCrysGNN, connectivity_matrices, gaussian, reference_step
 
 
@@ -42,6 +44,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--cache", default=str(REPO / "runs" / "pretrain_default" / "cache"),
+                        help="graph cache to draw batches from (a small one is built from ../shared/data if absent)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from crysgnn_dgl import CrysGNN
@@ -50,13 +54,18 @@ def main() -> None:
 
     report = Report("pretrain_step.txt")
     with tempfile.TemporaryDirectory() as folder:
-        build_cache(small_corpus_sources(), folder, workers=0, progress=False)
-        cache = GraphCache(folder)
+        if (Path(args.cache) / "index.json").is_file():
+            cache = GraphCache(args.cache)
+        else:
+            build_cache(small_corpus_sources(), folder, workers=0, progress=False)
+            cache = GraphCache(folder)
         order = np.random.default_rng(0).permutation(len(cache))
         batches = [
             [cache[int(p)] for p in order[b * args.batch_size : (b + 1) * args.batch_size]]
             for b in range(args.batches)
         ]
+    report(f"batches drawn at random from {cache.folder} "
+           f"({len(cache)} crystals)")
     settings = cache.graph_settings
     centres = gaussian_centers(settings)
     torch.manual_seed(0)
@@ -105,7 +114,9 @@ def main() -> None:
     median = {k: statistics.median(v) for k, v in times.items()}
     for name, value in median.items():
         report(f"{name:12s} median step {value * 1000:8.1f} ms  (min {min(times[name]) * 1000:.1f} ms)")
-    report(f"speed-up (reference / crysgnn_dgl, medians): {median['reference'] / median['crysgnn_dgl']:.2f}x  (goal >= 3x)")
+    fastest = min(times["reference"]) / min(times["crysgnn_dgl"])
+    report(f"speed-up (reference / crysgnn_dgl): medians {median['reference'] / median['crysgnn_dgl']:.2f}x, "
+           f"fastest {fastest:.2f}x  (goal >= 3x)")
     print(f"written to {report.save()}")
 
 

@@ -73,3 +73,19 @@ def test_killed_run_resumes_to_the_uninterrupted_result(small_cache, tmp_path, u
     for a, b in zip(read_history(folder), read_history(tmp_path)):
         assert a["val/total"] == pytest.approx(b["val/total"], rel=1e-4)
     assert json.loads((tmp_path / "history.jsonl").read_text().splitlines()[0])["epoch"] == 0
+
+
+@pytest.mark.slow
+def test_ddp_is_a_flag(small_cache, tmp_path):
+    """Two CPU processes (gloo): each rank trains on its own half of every epoch's batches."""
+    import math
+
+    training = TrainingSettings(
+        max_epochs=1, batch_size=4, validation_fraction=0.2, seed=5, num_threads=1,
+        accelerator="cpu", devices=2, strategy="ddp_spawn",
+    )
+    pretrain(small_cache, tmp_path, optimizer=OPTIMIZER, training=training, progress_bar=False)
+    checkpoint = read_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    train_crystals = checkpoint.training["num_train_crystals"]
+    assert checkpoint.training["global_step"] == math.ceil(math.ceil(train_crystals / 4) / 2)
+    assert checkpoint.training["metrics"]["val/total"] > 0

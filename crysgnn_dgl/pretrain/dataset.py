@@ -121,7 +121,8 @@ class ShardBatchSampler(Sampler[list[int]]):
     Each epoch visits the shards in a random order and the crystals of each shard in a
     random order; the order depends only on ``(seed, epoch)``, so a resumed run sees the
     same batches as an uninterrupted one. With several processes (DDP) each rank takes
-    every ``world_size``-th batch, and all ranks get the same number of batches.
+    every ``world_size``-th batch; all ranks get the same number of batches (the last
+    round wraps around to the epoch's first batches when the count does not divide).
     """
 
     def __init__(
@@ -141,8 +142,17 @@ class ShardBatchSampler(Sampler[list[int]]):
         self.shuffle = shuffle
         self.seed = seed
         self.drop_last = drop_last
-        self.rank, self.world_size = _rank_and_world(rank, world_size)
+        self._rank, self._world_size = rank, world_size
         self.epoch = 0
+
+    @property
+    def rank(self) -> int:
+        """This process's rank (resolved when iterating: DDP starts after the sampler exists)."""
+        return _rank_and_world(self._rank, self._world_size)[0]
+
+    @property
+    def world_size(self) -> int:
+        return _rank_and_world(self._rank, self._world_size)[1]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -160,12 +170,13 @@ class ShardBatchSampler(Sampler[list[int]]):
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __len__(self) -> int:
-        return self._num_global_batches() // self.world_size
+        return math.ceil(self._num_global_batches() / self.world_size)
 
     def __iter__(self) -> Iterator[list[int]]:
         ordered = self._ordered_positions()
+        rank, world_size = self.rank, self.world_size
         for batch in range(len(self)):
-            number = batch * self.world_size + self.rank
+            number = (batch * world_size + rank) % self._num_global_batches()
             yield ordered[number * self.batch_size : (number + 1) * self.batch_size].tolist()
 
 

@@ -58,7 +58,7 @@ class PretrainModule(pl.LightningModule):
         for name, value in losses.items():
             self.log(
                 f"{stage}/{name}", value.detach(), batch_size=batch_size,
-                on_step=on_step, on_epoch=True, prog_bar=name == "total", sync_dist=not on_step,
+                on_step=on_step, on_epoch=True, prog_bar=name == "total", sync_dist=True,
             )
         return losses["total"]
 
