@@ -51,7 +51,7 @@ class ObjectiveSettings(SettingsBase):
         return float(getattr(self, f"{objective}_weight"))
 
     @classmethod
-    def from_dict(cls, values):  # tuples arrive as lists from JSON
+    def from_dict(cls, values: dict) -> ObjectiveSettings:  # tuples may arrive as lists
         values = dict(values)
         if "connectivity_class_weights" in values:
             values["connectivity_class_weights"] = tuple(values["connectivity_class_weights"])
@@ -73,8 +73,8 @@ def nt_xent_loss(embeddings: torch.Tensor, labels: torch.Tensor, temperature: fl
     shift = logits.detach().max(dim=1, keepdim=True).values
     exp_logits = torch.exp(logits - shift)
     negative_sum = (exp_logits * negative).sum(dim=1, keepdim=True)
-    positive_exp = exp_logits
-    log_ratio = (logits - shift) - torch.log(positive_exp + negative_sum)
+    # entry (a, p): log of exp(s_ap) / (exp(s_ap) + Σ_n exp(s_an)), all shifted by a's max
+    log_ratio = (logits - shift) - torch.log(exp_logits + negative_sum)
     return -log_ratio[positive].mean()
 
 
