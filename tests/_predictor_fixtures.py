@@ -137,3 +137,13 @@ def teacher_checkpoint(folder: Path) -> Path:
     path = folder / "untrained_teacher.pt"
     save_checkpoint(path, CrysGNN())
     return path
+
+
+@pytest.fixture
+def single_thread():
+    """Run a test with one torch thread (small graphs; avoids oversubscribed cores) and
+    restore the previous thread count afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

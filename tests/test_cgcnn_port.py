@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from _predictor_fixtures import (
+    single_thread,  # noqa: F401
     batch_norm,
     original_batch,
     randomise_running_stats,
@@ -15,6 +16,8 @@ from _predictor_fixtures import (
 from crysgnn_dgl import build_graph
 from crysgnn_dgl.backend import dgl
 from crysgnn_dgl.models.cgcnn import CGCNN, CGCNNSettings
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def dense_cgcnn(model: CGCNN, batch: dict, training: bool) -> tuple[torch.Tensor, torch.Tensor]:

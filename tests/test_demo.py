@@ -6,8 +6,10 @@ import re
 
 import pytest
 
-from _predictor_fixtures import teacher_checkpoint
+from _predictor_fixtures import single_thread, teacher_checkpoint  # noqa: F401
 from crysgnn_dgl.cli import build_parser, main
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_demo_is_registered_and_documented():

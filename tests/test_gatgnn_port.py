@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from _predictor_fixtures import (
+    single_thread,  # noqa: F401
     batch_norm,
     original_batch,
     randomise_running_stats,
@@ -16,6 +17,8 @@ from crysgnn_dgl import build_graph
 from crysgnn_dgl.backend import dgl
 from crysgnn_dgl.layers import composition_fractions
 from crysgnn_dgl.models.gatgnn import GATGNN, GATGNNSettings
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def pymatgen_composition(structure) -> torch.Tensor:

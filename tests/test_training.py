@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from _predictor_fixtures import mp_rows, teacher_checkpoint
+from _predictor_fixtures import mp_rows, single_thread, teacher_checkpoint  # noqa: F401
 from crysgnn_dgl import StructureError
 from crysgnn_dgl.models.cgcnn import CGCNN, CGCNNSettings
 from crysgnn_dgl.training import (
@@ -23,6 +23,8 @@ from crysgnn_dgl.training import (
     subset,
     train_predictor,
 )
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +166,22 @@ def test_parity_plot_writes_a_png(tmp_path):
     assert image[..., :3].std() > 0.05  # not blank
     with pytest.raises(ValueError):
         parity_plot([], tmp_path / "empty.png")
+
+
+def test_comparison_runs_differ_only_by_the_kd_term(dataset, tmp_path):
+    """With δ = 1 (λ = 0) the distilled run must reproduce the vanilla run exactly: same
+    initial weights, batches and budget. With δ = 0.5 the KD term changes the result."""
+    from crysgnn_dgl.training import ComparisonSettings, compare_distillation
+
+    teacher = str(teacher_checkpoint(tmp_path))
+    factory = lambda: CGCNN(CGCNNSettings(atom_fea_len=16, n_conv=2, h_fea_len=16))  # noqa: E731
+    training = TrainingSettings(epochs=2, batch_size=8)
+    same = compare_distillation(factory, dataset, training, ComparisonSettings(delta=1.0), teacher, adapter="cgcnn")
+    torch.testing.assert_close(same.vanilla.test_predictions, same.distilled.test_predictions, rtol=0, atol=0)
+    assert same.relative_gain == 0.0
+    assert len(same.split.train) == 32 and len(same.split.test) == 4
+    weighted = compare_distillation(factory, dataset, training, ComparisonSettings(delta=0.5), teacher, adapter="cgcnn")
+    torch.testing.assert_close(weighted.vanilla.test_predictions, same.vanilla.test_predictions, rtol=0, atol=0)
+    assert not torch.equal(weighted.vanilla.test_predictions, weighted.distilled.test_predictions)
+    assert weighted.kd_mean is not None and weighted.kd_mean > 0
+    assert "vanilla" in weighted.table() and "relative gain" in weighted.table()
