@@ -116,6 +116,7 @@ class CGCNNSignatureAdapter(Adapter):
 
     def __init__(self) -> None:
         self._grid_verified = False
+        self._centers: torch.Tensor | None = None
 
     @classmethod
     def matches(cls, model: Any) -> bool:
@@ -143,6 +144,14 @@ class CGCNNSignatureAdapter(Adapter):
                 f"the student's embedding reads {embedding.in_features}-d atom features; the teacher "
                 f"needs the {FEATURE_DIM}-d CGCNN features"
             )
+
+    def _distances(self, nbr_fea: torch.Tensor, settings: Any) -> torch.Tensor:
+        """``(atoms, neighbours)`` bond lengths recovered from the Gaussian rows."""
+        if self._centers is None:
+            self._centers = gaussian_centers(settings).to(torch.float32)
+        rows = nbr_fea.reshape(-1, nbr_fea.shape[-1]).to(torch.float32)
+        distances = _gaussian_distances(rows, self._centers.to(rows.device), settings.gaussian_width)
+        return distances.reshape(nbr_fea.shape[0], -1)
 
     def crystal_batch(self, student: nn.Module, args: tuple, kwargs: dict, teacher: Any) -> CrystalBatch:
         atom_fea = first_tensor_arg(args, kwargs, "atom_fea", 0).detach()
@@ -197,9 +206,11 @@ class CGCNNSignatureAdapter(Adapter):
                 graphs.append(graph)
             return dgl.batch(graphs)
 
+        # the key holds what determines the teacher's input compactly: atom features,
+        # neighbour indices and the bond lengths the Gaussian rows encode (not 41 numbers per bond)
         fields = [
             KeyField(ordered_fea, counts, decimals=4),
-            KeyField(ordered_nbr, counts, decimals=4),
+            KeyField(self._distances(ordered_nbr, teacher.graph_settings), counts, decimals=4),
             KeyField(ordered_local, counts, decimals=0),
         ]
         return CrystalBatch(counts, fields, build, atom_features=ordered_fea, rows=rows, names=names)

@@ -331,3 +331,25 @@ def test_chosen_layer_that_never_runs_raises(teacher, crystals):
     attach_teacher(skipping, teacher, adapter="cgcnn_original")
     with pytest.raises(RuntimeError, match="never ran"):
         skipping(*batch)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["eager", "inductor"])
+def test_torch_compile_after_attaching_keeps_the_kd_term(teacher, crystals, backend):
+    """Attached before ``torch.compile``: the compiled student's gradients are those of the
+    eager hooked student (the hooks run eagerly, a graph break at the hooked layer)."""
+    _, batch, y = crystals
+    eager = make_student()
+    attach_teacher(eager, teacher, cache=False)
+    F.mse_loss(eager(*batch), y).backward()
+    expected = parameter_grads(eager)
+    model = make_student()
+    hook = attach_teacher(model, teacher, cache=False)
+    compiled = torch.compile(model, backend=backend)
+    F.mse_loss(compiled(*batch), y).backward()
+    assert hook._injections == 1 and hook.teacher_crystals == 6
+    assert_same_grads(parameter_grads(model), expected)
+    with torch.no_grad():
+        compiled.eval()
+        compiled(*batch)
+    assert hook.teacher_crystals == 6  # no teacher work in eval / no_grad, compiled or not

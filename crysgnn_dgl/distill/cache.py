@@ -1,68 +1,110 @@
 """Stores of teacher embeddings keyed by crystal content (see :mod:`.keys`).
 
-:class:`EmbeddingCache` keeps float16 rows in fixed-size chunks plus a dict of packed
-integers, so 100k crystals of ~10 atoms with 64-d embeddings take about 140 MB.
-:class:`DiskEmbeddingCache` adds an SQLite file behind it that several runs (or
-processes) can share.
+:class:`EmbeddingCache` keeps float16 rows in fixed-size chunks and finds them through an
+open-addressing table of 128-bit keys held in two NumPy arrays (24 bytes per slot, at
+most 80 % full), looked up for a whole batch at once. 100k crystals of 10 atoms with
+64-d embeddings take about 132 MB (128 MB of which are the embeddings themselves; see
+``benchmarks/kd_cache_memory.py``). :class:`DiskEmbeddingCache` adds an SQLite file
+behind it that several runs, and several processes at the same time, can share.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
-import sys
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .keys import KEY_BYTES, as_key_array
+
 CHUNK_ROWS = 1 << 13
 _COUNT_BITS = 14
+_MAX_LOAD = 0.8
+_EMPTY = -1
 
 
 class EmbeddingCache:
-    """In-memory teacher-embedding cache: ``key (bytes) -> (n_atoms, dim)`` float16 rows."""
+    """In-memory teacher-embedding cache: ``key -> (n_atoms, dim)`` float16 rows.
 
-    def __init__(self) -> None:
-        self._index: dict[bytes, int] = {}
+    Keys are rows of :func:`~crysgnn_dgl.distill.keys.content_keys` (two uint64) or
+    16-byte strings. :meth:`lookup` / :meth:`store` work on a batch of keys;
+    :meth:`get` / :meth:`put` on one.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        size = 1 << max(4, int(capacity - 1).bit_length())
+        self._slots = np.zeros((size, 2), dtype=np.uint64)
+        self._values = np.full(size, _EMPTY, dtype=np.int64)
+        self._count = 0
         self._chunks: list[torch.Tensor] = []
         self._used = CHUNK_ROWS  # forces a new chunk at the first put
         self._dim: int | None = None
         self.hits = 0
         self.misses = 0
 
+    # ------------------------------------------------------------ key table
     def __len__(self) -> int:
-        return len(self._index)
+        return self._count
 
-    def __contains__(self, key: bytes) -> bool:
-        return key in self._index
+    def __contains__(self, key: object) -> bool:
+        return bool(self._find(as_key_array(key))[0] != _EMPTY)
 
-    def get(self, key: bytes) -> torch.Tensor | None:
-        """Rows stored for ``key`` (float16, on CPU) or ``None``; counts hits and misses."""
-        packed = self._index.get(key)
-        if packed is None:
-            self.misses += 1
-            return None
-        self.hits += 1
-        return self._rows(packed)
+    def _find(self, keys: np.ndarray) -> np.ndarray:
+        """Packed row locations of ``keys`` (``-1`` where absent), all keys probed together."""
+        mask = self._slots.shape[0] - 1
+        found = np.full(keys.shape[0], _EMPTY, dtype=np.int64)
+        pending = np.arange(keys.shape[0])
+        position = (keys[:, 0] & np.uint64(mask)).astype(np.int64)
+        while pending.size:
+            slot = position[pending]
+            stored = self._slots[slot]
+            occupied = self._values[slot] != _EMPTY
+            match = occupied & (stored == keys[pending]).all(axis=1)
+            found[pending[match]] = self._values[slot[match]]
+            pending = pending[occupied & ~match]
+            position[pending] = (position[pending] + 1) & mask
+        return found
 
+    def _insert(self, key: np.ndarray, packed: int) -> None:
+        if (self._count + 1) > _MAX_LOAD * self._slots.shape[0]:
+            self._grow()
+        mask = self._slots.shape[0] - 1
+        slot = int(key[0] & np.uint64(mask))
+        while self._values[slot] != _EMPTY:
+            slot = (slot + 1) & mask
+        self._slots[slot] = key
+        self._values[slot] = packed
+        self._count += 1
+
+    def _grow(self) -> None:
+        occupied = self._values != _EMPTY
+        keys, values = self._slots[occupied], self._values[occupied]
+        size = self._slots.shape[0] * 2
+        self._slots = np.zeros((size, 2), dtype=np.uint64)
+        self._values = np.full(size, _EMPTY, dtype=np.int64)
+        self._count = 0
+        for key, packed in zip(keys, values.tolist()):
+            self._insert(key, packed)
+
+    # ------------------------------------------------------------ rows
     def _rows(self, packed: int) -> torch.Tensor:
         count = packed & ((1 << _COUNT_BITS) - 1)
-        start = packed >> _COUNT_BITS
-        chunk, offset = divmod(start, CHUNK_ROWS)
+        chunk, offset = divmod(packed >> _COUNT_BITS, CHUNK_ROWS)
         return self._chunks[chunk][offset : offset + count]
 
-    def put(self, key: bytes, rows: torch.Tensor) -> None:
-        """Store ``rows`` (any float dtype/device; kept as float16 on CPU)."""
-        if key in self._index:
-            return
+    def _append(self, rows: torch.Tensor) -> int | None:
         count, dim = rows.shape
         if self._dim is None:
             self._dim = dim
         elif dim != self._dim:
             raise ValueError(f"embedding width {dim} does not match the cache's {self._dim}")
         if count >= min(CHUNK_ROWS, 1 << _COUNT_BITS):
-            return  # larger than a chunk: not cached
+            return None  # larger than a chunk: not cached
         if self._used + count > CHUNK_ROWS:
             self._chunks.append(torch.empty(CHUNK_ROWS, dim, dtype=torch.float16))
             self._used = 0
@@ -70,14 +112,45 @@ class EmbeddingCache:
         self._chunks[chunk][self._used : self._used + count] = rows.detach().to("cpu", torch.float16)
         start = chunk * CHUNK_ROWS + self._used
         self._used += count
-        self._index[key] = (start << _COUNT_BITS) | count
+        return (start << _COUNT_BITS) | count
+
+    # ------------------------------------------------------------ public API
+    def lookup(self, keys: object) -> list[torch.Tensor | None]:
+        """Rows stored for each key (float16, CPU) or ``None``; counts hits and misses."""
+        packed = self._find(as_key_array(keys))
+        hits = int((packed != _EMPTY).sum())
+        self.hits += hits
+        self.misses += len(packed) - hits
+        return [None if p == _EMPTY else self._rows(p) for p in packed.tolist()]
+
+    def store(self, keys: object, rows: Sequence[torch.Tensor]) -> None:
+        """Store ``rows[i]`` under ``keys[i]`` (any float dtype/device; kept as float16 on CPU)."""
+        keys = as_key_array(keys)
+        if len(keys) != len(rows):
+            raise ValueError(f"{len(keys)} keys for {len(rows)} row blocks")
+        present = self._find(keys) != _EMPTY
+        seen: set[bytes] = set()
+        for key, block, known in zip(keys, rows, present.tolist()):
+            name = key.tobytes()
+            if known or name in seen:
+                continue
+            seen.add(name)
+            packed = self._append(block)
+            if packed is not None:
+                self._insert(key, packed)
+
+    def get(self, key: object) -> torch.Tensor | None:
+        """Rows stored for one key, or ``None``."""
+        return self.lookup(key)[0]
+
+    def put(self, key: object, rows: torch.Tensor) -> None:
+        """Store the rows of one key."""
+        self.store(key, [rows])
 
     def memory_bytes(self) -> int:
-        """Bytes held: embedding chunks, the index dict, its keys and packed values."""
+        """Bytes held: embedding chunks and the key table."""
         chunks = sum(c.numel() * c.element_size() for c in self._chunks)
-        index = sys.getsizeof(self._index)
-        entries = sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in self._index.items())
-        return chunks + index + entries
+        return chunks + self._slots.nbytes + self._values.nbytes
 
     def flush(self) -> None:
         """Nothing to write for the in-memory store."""
@@ -87,61 +160,86 @@ class EmbeddingCache:
 
 
 class DiskEmbeddingCache(EmbeddingCache):
-    """:class:`EmbeddingCache` backed by an SQLite file shareable between runs.
+    """:class:`EmbeddingCache` backed by an SQLite file shared between runs and processes.
 
-    Lookups fall through to the file on a memory miss; new rows are written to both
-    (committed by :meth:`flush`, which the hook calls after every batch).
+    Lookups fall through to the file on a memory miss; new rows go to memory and, in one
+    short transaction per batch, to the file. The file is opened in write-ahead-log mode
+    with a busy timeout, and a write that still finds the file locked is retried with
+    back-off, so several processes (e.g. the ranks of a DDP job, or parallel runs) can
+    read and write the same file at once. WAL needs a local file system (not NFS).
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, timeout: float = 60.0, retries: int = 20) -> None:
         super().__init__()
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), timeout=60, check_same_thread=False)
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS embeddings "
-            "(key BLOB PRIMARY KEY, atoms INTEGER, dim INTEGER, rows BLOB)"
-        )
-        self._db.commit()
-        self._pending = 0
+        self.retries = retries
+        self._db = sqlite3.connect(str(self.path), timeout=timeout, check_same_thread=False, isolation_level=None)
+        self._retry(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
+        self._db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        self._retry(lambda: self._db.execute(
+            "CREATE TABLE IF NOT EXISTS embeddings (key BLOB PRIMARY KEY, atoms INTEGER, dim INTEGER, rows BLOB)"
+        ))
 
-    def get(self, key: bytes) -> torch.Tensor | None:
-        packed = self._index.get(key)
-        if packed is not None:
-            self.hits += 1
-            return self._rows(packed)
-        row = self._db.execute("SELECT atoms, dim, rows FROM embeddings WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            self.misses += 1
-            return None
-        self.hits += 1
-        atoms, dim, blob = row
-        rows = torch.from_numpy(np.frombuffer(blob, dtype=np.float16).copy().reshape(atoms, dim))
-        super().put(key, rows)
-        return rows
+    def _retry(self, action):
+        for attempt in range(self.retries + 1):
+            try:
+                return action()
+            except sqlite3.OperationalError as error:
+                message = str(error).lower()
+                if ("locked" not in message and "busy" not in message) or attempt == self.retries:
+                    raise sqlite3.OperationalError(f"teacher-embedding cache {self.path}: {error}") from error
+                time.sleep(min(1.0, 0.01 * 2**attempt) * (0.5 + random.random()))
+        return None
 
-    def put(self, key: bytes, rows: torch.Tensor) -> None:
-        if key in self._index:
-            return
-        super().put(key, rows)
-        half = rows.detach().to("cpu", torch.float16).numpy()
-        self._db.execute(
-            "INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?, ?)",
-            (key, half.shape[0], half.shape[1], half.tobytes()),
-        )
-        self._pending += 1
+    def lookup(self, keys: object) -> list[torch.Tensor | None]:
+        keys = as_key_array(keys)
+        found = super().lookup(keys)
+        missing = [i for i, rows in enumerate(found) if rows is None]
+        if not missing:
+            return found
+        blobs = {k.tobytes(): i for i, k in zip(missing, keys[missing])}
+        names = list(blobs)
+        read = []
+        for start in range(0, len(names), 500):
+            part = names[start : start + 500]
+            query = f"SELECT key, atoms, dim, rows FROM embeddings WHERE key IN ({','.join('?' * len(part))})"
+            read.extend(self._retry(lambda: self._db.execute(query, part).fetchall()))
+        for key, atoms, dim, blob in read:
+            rows = torch.from_numpy(np.frombuffer(blob, dtype=np.float16).copy().reshape(atoms, dim))
+            found[blobs[bytes(key)]] = rows
+            super().store(keys[blobs[bytes(key)] : blobs[bytes(key)] + 1], [rows])
+        self.hits += len(read)
+        self.misses -= len(read)
+        return found
 
-    def flush(self) -> None:
-        if self._pending:
-            self._db.commit()
-            self._pending = 0
+    def store(self, keys: object, rows: Sequence[torch.Tensor]) -> None:
+        keys = as_key_array(keys)
+        new = self._find(keys) == _EMPTY
+        super().store(keys, rows)
+        records, seen = [], set()
+        for key, block, fresh in zip(keys, rows, new.tolist()):
+            if fresh and key.tobytes() not in seen:
+                seen.add(key.tobytes())
+                half = block.detach().to("cpu", torch.float16).numpy()
+                records.append((key.tobytes(), half.shape[0], half.shape[1], half.tobytes()))
+        if records:
+            self._retry(lambda: self._write(records))
+
+    def _write(self, records: list[tuple]) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany("INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?, ?)", records)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def stored(self) -> int:
         """Crystals in the file (all runs and teachers)."""
-        return int(self._db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
+        return int(self._retry(lambda: self._db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]))
 
     def close(self) -> None:
-        self.flush()
         self._db.close()
 
 
@@ -157,3 +255,6 @@ def make_cache(spec: object) -> EmbeddingCache | None:
     if isinstance(spec, (str, os.PathLike)):
         return DiskEmbeddingCache(spec)
     raise TypeError(f"cache must be True, False, None, 'memory', a path or an EmbeddingCache, not {spec!r}")
+
+
+__all__ = ["CHUNK_ROWS", "DiskEmbeddingCache", "EmbeddingCache", "KEY_BYTES", "make_cache"]

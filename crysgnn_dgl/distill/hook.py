@@ -14,10 +14,20 @@ Per training forward (student in training mode, gradients enabled):
 
 Eval-mode or ``no_grad`` forwards do nothing at all (no teacher work, no state).
 
-Distributed data parallel: attach before wrapping; each process keeps its own hook and
-cache, the KD gradient is all-reduced with the rest. ``torch.compile``: attach *before*
-compiling (hooks registered afterwards are not seen by the compiled graph); the hook's
-teacher/caching code runs eagerly (graph break at the hooked layer).
+Caching: teacher rows are kept per crystal under a 128-bit content key (what the teacher
+consumes, rounded; salted with the teacher's weights), in memory or in an SQLite file
+(``cache=path``) that later runs, and several processes at the same time, can share.
+
+Distributed data parallel: attach to the bare model *before* wrapping it in
+``DistributedDataParallel``, in every process; each process keeps its own hook, head
+and in-memory cache (or points at one shared cache file), and the KD gradient is
+all-reduced with the rest because it flows through the ordinary backward pass.
+
+``torch.compile``: attach *before* compiling. Module hooks registered on a model that
+has already been compiled are not seen by the compiled graph (the KD term would silently
+be missing). With the hook registered first, dynamo traces through it: the teacher look-up
+(NumPy, DGL, Python) is not traceable, so the graph breaks at the hooked layer and that
+part runs eagerly; the rest of the student stays compiled.
 """
 
 from __future__ import annotations
@@ -37,6 +47,10 @@ from .settings import DistillSettings
 from .targets import CrystalBatch, teacher_targets
 
 HEAD_NAME = "crysgnn_distill_head"
+
+# the hooks run eagerly under torch.compile (graph break at the hooked layer): teacher
+# look-up and graph building use NumPy, DGL and Python containers dynamo cannot trace
+_eager = torch.compiler.disable
 
 
 class DistillHook:
@@ -149,6 +163,7 @@ class DistillHook:
     def _active(self) -> bool:
         return self.student.training and torch.is_grad_enabled() and self.kd_weight > 0
 
+    @_eager
     def _before_forward(self, module: nn.Module, args: tuple, kwargs: dict):
         self._step = None
         self._batch = None
@@ -160,6 +175,7 @@ class DistillHook:
         self._batch = self.adapter.crystal_batch(self.student, args, kwargs, self.teacher)
         return None
 
+    @_eager
     def _after_forward(self, module: nn.Module, args: tuple, output: Any):
         if self._batch is not None and not self._layer_ran:
             self._batch = None
@@ -172,6 +188,7 @@ class DistillHook:
             self._step.armed = True
         return None
 
+    @_eager
     def _on_layer_output(self, module: nn.Module, args: tuple, output: Any):
         if self._batch is None:
             return None
@@ -186,6 +203,7 @@ class DistillHook:
         items[index] = replaced
         return type(output)(items) if isinstance(output, tuple) else items
 
+    @_eager
     def _on_layer_input(self, module: nn.Module, args: tuple):
         if self._batch is None:
             return None

@@ -93,29 +93,27 @@ def teacher_targets(
     for count in batch.counts[:-1]:
         offsets.append(offsets[-1] + int(count))
     found: list[torch.Tensor | None] = [None] * len(batch.counts)
-    keys: list[bytes] = []
+    keys = None
     if cache is not None:
         keys = content_keys(batch.key_fields, salt)
-        for i, key in enumerate(keys):
-            found[i] = cache.get(key)
-            if found[i] is not None and found[i].shape[0] != batch.counts[i]:
+        found = cache.lookup(keys)
+        for i, rows in enumerate(found):
+            if rows is not None and rows.shape[0] != batch.counts[i]:
                 raise AtomOrderError(
-                    f"{batch.names(i)}: cached teacher rows have {found[i].shape[0]} atoms, "
+                    f"{batch.names(i)}: cached teacher rows have {rows.shape[0]} atoms, "
                     f"the student's batch {batch.counts[i]}"
                 )
     missing = [i for i, rows in enumerate(found) if rows is None]
     if missing:
         computed = _teacher_rows(batch, missing, offsets, embed)
+        if keys is not None:
+            # stored in half precision: use the stored values now too, so a crystal's
+            # target is the same whether it was computed or found
+            computed = [rows.to(torch.float16) for rows in computed]
+            cache.store(keys[missing], computed)
         for i, rows in zip(missing, computed):
-            if cache is not None:
-                # stored in half precision: use the stored values now too, so a crystal's
-                # target is the same whether it was computed or found
-                rows = rows.to(torch.float16)
-                cache.put(keys[i], rows)
             found[i] = rows
-        if cache is not None:
-            cache.flush()
-    stacked = torch.cat([rows.to(device, torch.float32) for rows in found], dim=0)
+    stacked = torch.cat(found, dim=0).to(device, torch.float32)
     if batch.rows is None:
         return stacked, len(missing)
     aligned = torch.empty_like(stacked)
