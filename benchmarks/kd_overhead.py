@@ -5,7 +5,7 @@ without the hook, then with the hook and an empty cache (cold: every crystal goe
 the teacher), then again with the filled cache (warm). Ratios are distilled / vanilla
 epoch time measured in the same run (best of ``--repeats`` epochs for vanilla and warm).
 
-    python benchmarks/kd_overhead.py [--crystals 64] [--batch-size 16] [--out FILE]
+    python benchmarks/kd_overhead.py [--crystals 512] [--batch-size 16] [--out FILE]
 """
 
 from __future__ import annotations
@@ -97,6 +97,17 @@ def epoch(model, batches, loss_fn, optimiser) -> float:
     return time.perf_counter() - start
 
 
+def train_flops(model, batch, loss_fn) -> int:
+    """Floating-point operations of one training step (forward + backward) on ``batch``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        loss_fn(model, batch).backward()
+    model.zero_grad()
+    return counter.get_total_flops()
+
+
 def measure(name, setup, teacher, repeats):
     model, batches, loss_fn = setup()
     torch.manual_seed(0)
@@ -107,17 +118,51 @@ def measure(name, setup, teacher, repeats):
     opt_d = torch.optim.Adam(distilled.parameters(), 1e-3)
     epoch(vanilla, batches[:1], loss_fn, opt_v)  # warm-up (allocations, lazy imports)
     base = min(epoch(vanilla, batches, loss_fn, opt_v) for _ in range(repeats))
+    teacher_time, teacher_flops = [0.0], [0]
+    embed = hook._embed
+
+    def timed_embed(graph):  # the teacher's forward alone: the intrinsic cost of a cold epoch
+        from torch.utils.flop_counter import FlopCounterMode
+
+        start = time.perf_counter()
+        rows = embed(graph)
+        teacher_time[0] += time.perf_counter() - start
+        if not teacher_flops[0]:
+            counter = FlopCounterMode(display=False)
+            with counter:
+                embed(graph)
+            teacher_flops[0] = counter.get_total_flops() / graph.num_nodes()
+        return rows
+
+    hook._embed = timed_embed
     cold = epoch(distilled, batches, loss_fn, opt_d)
+    hook._embed = embed
     assert hook.teacher_crystals > 0
     calls = hook.teacher_calls
     warm = min(epoch(distilled, batches, loss_fn, opt_d) for _ in range(repeats))
     assert hook.teacher_calls == calls, "warm epochs must not run the teacher"
-    return f"{name:16s} vanilla {base:7.3f} s   cold {cold:7.3f} s ({cold / base:5.2f}x)   warm {warm:7.3f} s ({warm / base:5.2f}x)"
+    first = batches[0]
+    student_flops = train_flops(vanilla, first, loss_fn)
+    atoms = _atoms_of(first)
+    ratio = teacher_flops[0] * atoms / student_flops if student_flops else float("nan")
+    return (f"{name:16s} vanilla {base:7.3f} s   cold {cold:7.3f} s ({cold / base:5.2f}x)   "
+            f"warm {warm:7.3f} s ({warm / base:5.2f}x)   teacher fwd {teacher_time[0]:6.3f} s "
+            f"(floor {1 + teacher_time[0] / base:4.2f}x)   teacher/student FLOPs {ratio:5.2f}")
+
+
+def _atoms_of(batch) -> int:
+    """Atoms in the first element of a benchmark batch (graph, tuple or matgl batch)."""
+    first = batch[0]
+    if isinstance(first, (tuple, list)):
+        first = first[0]
+    if hasattr(first, "num_nodes"):
+        return int(first.num_nodes())
+    return int(first.shape[0])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--crystals", type=int, default=64, help="MP crystals (≤ 8 sites) per epoch")
+    parser.add_argument("--crystals", type=int, default=512, help="MP crystals (≤ 8 sites) per epoch")
     parser.add_argument("--batch-size", type=int, default=16, help="crystals per batch")
     parser.add_argument("--repeats", type=int, default=3, help="epochs per vanilla/warm measurement (best kept)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -144,6 +189,9 @@ def main() -> int:
         "command: python benchmarks/kd_overhead.py " + " ".join(sys.argv[1:]),
         f"{len(structures)} MP crystals, batch {args.batch_size}, {args.threads} thread(s), "
         f"best of {args.repeats} epochs for vanilla and warm; goals warm <= 1.05x, cold <= 1.5x",
+        "teacher fwd: time spent in the teacher's forward during the cold epoch; floor = 1 + that / vanilla,",
+        "the cold ratio no implementation of the hook can beat; teacher/student FLOPs: the teacher's",
+        "forward vs the student's training step (forward + backward) on the first batch",
     ]
     print("\n".join(lines), flush=True)
     for name in args.adapters.split(","):

@@ -1,0 +1,152 @@
+"""ALIGNN with and without CrysGNN distillation, trained by alignn's own ``train_dgl``.
+
+Builds alignn's line-graph dataset (CGCNN atom features, k-nearest neighbours, cutoff 8 Å,
+12 neighbours) for the selected crystals, then calls ``alignn.train.train_dgl`` — the
+installed package's loop, unmodified (hard-coded L1 loss) — twice with the same seed,
+data order and budget: once on a plain ``ALIGNNAtomWise`` (``alignn_atomwise``, the model
+name train_dgl needs), once after ``crysgnn_dgl.attach_teacher(model)``. Both final models
+are then evaluated in eval mode on the same test crystals and the two test MAEs printed.
+
+    python examples/alignn_distill.py                      # bundled subset, bundled teacher
+    python examples/alignn_distill.py --data ../shared/data/mp_cgcnn36k.csv.xz \\
+        --split-json ../shared/data/mp2018_megnet_e_form_split.json.gz --train-size 2000 --epochs 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from crysgnn_dgl.distill import attach_teacher, resolve_teacher
+from crysgnn_dgl.distill.external import (
+    ExternalDefaults,
+    add_external_arguments,
+    report,
+    select_structures,
+    timed_result,
+)
+
+DEFAULTS = ExternalDefaults(train_size=800, val_size=100, test_size=300, epochs=30, batch_size=32, lr=5e-3)
+
+
+class IdSubset(torch.utils.data.Subset):
+    """A subset with the ``ids`` and ``close()`` that ``train_dgl`` expects of its datasets."""
+
+    def __init__(self, dataset, indices):
+        super().__init__(dataset, indices)
+        self.ids = [dataset.ids[i] for i in indices]
+
+    def close(self) -> None:
+        pass
+
+
+def alignn_dataset(data, workdir: Path):
+    """alignn's own graphs (with line graphs and lattices) of all selected crystals."""
+    from alignn.dataset import get_torch_dataset
+    from jarvis.core.atoms import pmg_to_atoms
+
+    records = [{"jid": sid, "atoms": pmg_to_atoms(s).to_dict(), "target": float(t)}
+               for sid, s, t in zip(data.ids, data.structures, data.targets.tolist())]
+    with contextlib.redirect_stdout(io.StringIO()):
+        return get_torch_dataset(
+            dataset=records, id_tag="jid", target="target", neighbor_strategy="k-nearest",
+            atom_features="cgcnn", use_canonize=True, line_graph=True, cutoff=8.0, max_neighbors=12,
+            output_dir=str(workdir),
+        )
+
+
+def loaders(dataset, split, batch_size: int, seed: int):
+    from alignn.graphs import StructureDataset
+
+    def make(indices, shuffle):
+        generator = torch.Generator().manual_seed(seed) if shuffle else None
+        return torch.utils.data.DataLoader(IdSubset(dataset, indices), batch_size=batch_size, shuffle=shuffle,
+                                           generator=generator, collate_fn=StructureDataset.collate_line_graph)
+
+    return [make(split.train, True), make(split.val or split.test[:1], False), make(split.test, False),
+            lambda batch, device=None: batch]
+
+
+def model_config(args: argparse.Namespace) -> dict:
+    return dict(
+        name="alignn_atomwise", atom_input_features=92, alignn_layers=args.alignn_layers,
+        gcn_layers=args.gcn_layers, hidden_features=args.hidden_features, embedding_features=args.embedding_features,
+        edge_input_features=args.edge_input_features, triplet_input_features=args.triplet_input_features,
+        calculate_gradient=False, gradwise_weight=0.0, atomwise_weight=0.0, stresswise_weight=0.0,
+        energy_mult_natoms=False,  # the target is per atom
+    )
+
+
+def train_once(args, dataset, split, out: Path, teacher=None):
+    """One ``train_dgl`` run; returns test predictions/targets and the hook (or None)."""
+    from alignn.config import TrainingConfig
+    from alignn.models.alignn_atomwise import ALIGNNAtomWise
+    from alignn.train import train_dgl
+
+    config = TrainingConfig(
+        dataset="user_data", target="target", epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.lr, output_dir=str(out), random_seed=args.seed, n_train=len(split.train),
+        n_val=len(split.val), n_test=len(split.test), write_predictions=False, model=model_config(args),
+    )
+    torch.manual_seed(args.seed)
+    model = ALIGNNAtomWise(config.model)
+    hook = attach_teacher(model, teacher, delta=args.delta) if teacher is not None else None
+    state = {}
+
+    def run():
+        sink = contextlib.nullcontext() if not args.quiet else contextlib.redirect_stdout(io.StringIO())
+        with sink:
+            train_dgl(config, model=model, train_val_test_loaders=loaders(dataset, split, args.batch_size, args.seed))
+        state["kd_mean"] = hook.kd_mean if hook is not None else None
+        model.eval()
+        predictions, targets = [], []
+        with torch.no_grad():
+            for g, lg, lattice, target in loaders(dataset, split, args.batch_size, args.seed)[2]:
+                predictions.append(model([g, lg, lattice])["out"].reshape(-1))
+                targets.append(target.reshape(-1))
+        return torch.cat(predictions), torch.cat(targets)
+
+    result = timed_result(run)
+    if hook is not None:
+        hook.remove()
+    return result, state.get("kd_mean")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_external_arguments(parser, DEFAULTS)
+    model = parser.add_argument_group("ALIGNNAtomWise architecture (small by default, for a CPU budget)")
+    model.add_argument("--alignn-layers", type=int, default=1, help="ALIGNN (edge-gated line-graph) layers (default: %(default)s)")
+    model.add_argument("--gcn-layers", type=int, default=1, help="edge-gated graph convolution layers (default: %(default)s)")
+    model.add_argument("--hidden-features", type=int, default=64, help="node/edge width; the distilled layer's width (default: %(default)s)")
+    model.add_argument("--embedding-features", type=int, default=64, help="atom embedding width (default: %(default)s)")
+    model.add_argument("--edge-input-features", type=int, default=40, help="RBF features per bond length (default: %(default)s)")
+    model.add_argument("--triplet-input-features", type=int, default=20, help="RBF features per bond angle (default: %(default)s)")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    teacher = resolve_teacher(args.teacher)  # fail before any work when it is missing
+    data = select_structures(args)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="alignn_distill_"))
+    (workdir / "graphs").mkdir(parents=True, exist_ok=True)
+    dataset = alignn_dataset(data, workdir / "graphs")
+    print(f"{len(data.split.train)} train / {len(data.split.val)} val / {len(data.split.test)} test crystals, "
+          f"graphs built in {time.perf_counter() - started:.1f} s; training with alignn.train.train_dgl", flush=True)
+    vanilla, _ = train_once(args, dataset, data.split, workdir / "vanilla")
+    print(f"vanilla done: test MAE {vanilla.test_mae:.4f} ({vanilla.seconds:.1f} s)", flush=True)
+    distilled, kd_mean = train_once(args, dataset, data.split, workdir / "distilled", teacher)
+    report(args, "ALIGNN", data, vanilla, distilled, kd_mean, str(getattr(teacher, "source", "") or args.teacher),
+           started)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
