@@ -22,6 +22,7 @@ from .parity import parity_plot
 DEMO_FILE = "demo_mp_formation_energy.csv.xz"
 DEMO_TARGET = "formation_energy_per_atom"
 QUANTITY_LABELS = {DEMO_TARGET: "formation energy (eV/atom)", "band_gap": "band gap (eV)"}
+UNITS = {DEMO_TARGET: "eV/atom", "band_gap": "eV"}
 
 
 def bundled_demo_table() -> Path:
@@ -116,7 +117,7 @@ def run_experiment(
     )
     print_fn("")
     print_fn(f"{model_name}: vanilla vs distilled (teacher: {comparison.teacher_source})")
-    print_fn(comparison.table())
+    print_fn(comparison.table(unit=UNITS.get(args.target, "target units")))
     if comparison.kd_mean is not None:
         print_fn(f"mean KD term during distilled training: {comparison.kd_mean:.4f}")
     if args.out is not None:
