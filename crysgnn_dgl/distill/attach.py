@@ -83,6 +83,11 @@ def attach_teacher(
     ``δ`` (it belongs to the loop), so gradients are ``∇L + λ·∇KD`` — the paper's
     objective with the learning rate scaled by ``1/δ``. ``delta=1`` disables KD.
 
+    Attach *before* ``torch.compile`` (the hook then runs eagerly, a graph break at the
+    hooked layer) and before wrapping in ``DistributedDataParallel`` (every process
+    attaches its own hook; the KD gradient is all-reduced with the rest). See
+    ``docs/distillation.md`` for mixed precision, caching and what each batch must carry.
+
     Args:
         model: the predictor (ALIGNN/ALIGNNAtomWise, matgl MEGNet or its
             ``ModelLightningModule``, crysgnn_dgl CGCNN/GATGNN ports, or a module with the
