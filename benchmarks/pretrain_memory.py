@@ -78,6 +78,7 @@ def worker(args: argparse.Namespace) -> None:
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps({
         "steps": len(t),
+        "window": window,
         "start_steps_per_s": (window - 1) / (t[window - 1] - t[0]),
         "end_steps_per_s": (window - 1) / (t[-1] - t[-window]),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -92,6 +93,8 @@ def main() -> None:
                         help="real graph cache to replicate (built from ../shared/data if absent)")
     parser.add_argument("--entries", type=int, default=800_000)
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--compare-steps", type=int, default=100,
+                        help="steps of the same run on the un-replicated cache (0: skip)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers")
     parser.add_argument("--threads", type=int, default=1)
@@ -113,11 +116,14 @@ def main() -> None:
         real = json.loads((source / "index.json").read_text())["num_crystals"]
         size = sum(f.stat().st_size for f in big.rglob("*") if f.is_file())
         report(f"real cache: {source} ({real} crystals); replicated index: {total} entries, {size / 2**20:.2f} MB on disk")
-        report(f"{args.steps} steps of {args.batch_size} crystals, {args.threads} torch thread(s), "
+        report(f"steps of {args.batch_size} crystals, {args.threads} torch thread(s), "
                f"{args.workers} loader worker(s), shards read one by one in random order")
         results = {}
-        for label, cache in (("real corpus", source), (f"{total} entries", big)):
-            command = [sys.executable, __file__, "--run-cache", str(cache), "--steps", str(args.steps),
+        runs = [(f"{total} entries", big, args.steps)]
+        if args.compare_steps:
+            runs.insert(0, ("real corpus", source, args.compare_steps))
+        for label, cache, steps in runs:
+            command = [sys.executable, __file__, "--run-cache", str(cache), "--steps", str(steps),
                        "--batch-size", str(args.batch_size), "--workers", str(args.workers),
                        "--threads", str(args.threads)]
             output = subprocess.run(command, capture_output=True, text=True, check=True, cwd=str(REPO),
@@ -125,8 +131,8 @@ def main() -> None:
             results[label] = json.loads(output.stdout.strip().splitlines()[-1])
         for label, r in results.items():
             peak = r["peak_rss_mb"] + r["peak_rss_children_mb"]
-            report(f"{label:>16s}: peak RSS {peak:7.0f} MB; steps/s first 50 {r['start_steps_per_s']:.2f}, "
-                   f"last 50 {r['end_steps_per_s']:.2f}; RSS trace (step, MB) "
+            report(f"{label:>16s}: {r['steps']} steps, peak RSS {peak:7.0f} MB; steps/s first {r['window']} "
+                   f"{r['start_steps_per_s']:.2f}, last {r['window']} {r['end_steps_per_s']:.2f}; RSS trace (step, MB) "
                    + ", ".join(f"({s}, {m:.0f})" for s, m in r["rss_trace_mb"]))
         big_peak = results[f"{total} entries"]["peak_rss_mb"] + results[f"{total} entries"]["peak_rss_children_mb"]
         report(f"peak RSS over the {total}-entry cache: {big_peak / 1024:.2f} GB (goal <= {GOAL_GB} GB)")
