@@ -35,6 +35,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -245,14 +246,15 @@ class DistillHook:
         if self.settings.normalize:
             projected = F.normalize(projected, p=2, dim=1)
         per_atom = (projected - target).pow(2).mean(dim=1)
-        counts = torch.as_tensor(list(batch.counts), device=hooked.device)
-        crystal = torch.repeat_interleave(torch.arange(len(counts), device=hooked.device), counts)
+        # mean over crystals of the mean over each crystal's atoms, as one weighted sum
+        counts = np.asarray(batch.counts, dtype=np.float64)
+        weights = np.repeat(1.0 / (np.maximum(counts, 1.0) * len(counts)), counts.astype(np.int64))
+        weights = torch.from_numpy(weights).to(hooked.device, per_atom.dtype)
         if batch.rows is not None:
-            by_row = torch.empty_like(crystal)
-            by_row[batch.rows.to(hooked.device)] = crystal
-            crystal = by_row
-        sums = torch.zeros(len(counts), device=hooked.device, dtype=per_atom.dtype).index_add(0, crystal, per_atom)
-        return (sums / counts.clamp(min=1)).mean()
+            by_row = torch.empty_like(weights)
+            by_row[batch.rows.to(hooked.device)] = weights
+            weights = by_row
+        return (per_atom * weights).sum()
 
     def _scale(self) -> float:
         scaler = self.grad_scaler

@@ -71,9 +71,11 @@ def _quantised(field: KeyField) -> np.ndarray:
 
 def _segment_sums(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Wrapping sums of ``values`` rows between consecutive ``offsets`` (empty segments: 0)."""
-    running = np.zeros((values.shape[0] + 1, values.shape[1]), dtype=np.uint64)
-    np.cumsum(values, axis=0, dtype=np.uint64, out=running[1:])
-    return running[offsets[1:]] - running[offsets[:-1]]
+    sums = np.zeros((offsets.shape[0] - 1, values.shape[1]), dtype=np.uint64)
+    filled = offsets[1:] > offsets[:-1]
+    if filled.any():
+        sums[filled] = np.add.reduceat(values, offsets[:-1][filled], axis=0)
+    return sums
 
 
 def _field_digest(number: int, field: KeyField) -> np.ndarray:
