@@ -119,8 +119,8 @@ def main() -> None:
         final.append(f"| {name} | {weights[name]} | {metrics[f'train/{name}']:.4f} | {metrics[f'val/{name}']:.4f} |")
     status = (
         f"{epochs} epochs (the full planned run)" if epochs >= planned else
-        f"{epochs} epochs of the planned {planned} (the run was still training when this file was exported; "
-        f"resuming the command below continues it)"
+        f"{epochs} epochs of the planned {planned} (exported while the run was still training; "
+        f"running the command below again continues it)"
     )
     card = f"""# CrysGNN default teacher (crysgnn_dgl)
 
@@ -158,13 +158,13 @@ Labels used (computed, not taken from the files): space group and crystal system
   {list(o['connectivity_class_weights'])}) + {o['space_group_weight']}·space group (NLL, 230 classes) +
   {o['contrastive_weight']}·NT-Xent over crystal systems (temperature {o['temperature']}).
 * Adam, learning rate {opt['learning_rate']:g} with cosine decay to {opt['final_lr_fraction']:g}× over
-  {planned} epochs, weight decay {opt['weight_decay']:g} (the release used Adam at 0.03; that diverges
-  less gracefully with BatchNorm, so a smaller peak with decay was used).
+  {planned} epochs, weight decay {opt['weight_decay']:g} (the release used Adam at a constant 0.03; a
+  smaller peak with decay was chosen for a short CPU budget; 0.03 was not tried here).
 * Batch {r['batch_size']} crystals, seed {r['seed']}, fp32 on CPU, {r['num_threads']} torch thread.
 
 ## Results
 
-Final epoch ({training['epoch']}), losses per objective:
+Epoch {training['epoch']} (the exported checkpoint), losses per objective:
 
 {chr(10).join(final)}
 
