@@ -30,7 +30,7 @@ def test_load_teacher_without_arguments_is_frozen(bundled, real_structures):
         assert torch.allclose(embedding.norm(dim=1), torch.ones(len(structure)), atol=1e-5)
         assert not embedding.requires_grad
     again = load_teacher().embed_structures(structures[:1])[0]
-    assert torch.equal(again, embeddings[0])
+    assert torch.allclose(again, embeddings[0], atol=1e-5)  # alone vs in a batch
 
 
 def test_bundled_checkpoint_is_small_weights_only_and_trained(bundled):
