@@ -164,7 +164,10 @@ class CGCNNSignatureAdapter(Adapter):
             self._grid_verified = True
         num_atoms, num_nbr = nbr_idx.shape
         counts = [int(len(c)) for c in crystals]
-        rows = torch.cat([torch.as_tensor(c, dtype=torch.long).reshape(-1) for c in crystals]).cpu()
+        if all(isinstance(c, torch.Tensor) for c in crystals):
+            rows = torch.cat([c.reshape(-1) for c in crystals]).long().cpu()
+        else:
+            rows = torch.cat([torch.as_tensor(c, dtype=torch.long).reshape(-1) for c in crystals]).cpu()
         crystal_of = torch.repeat_interleave(torch.arange(len(crystals)), torch.tensor(counts))
         names = crystal_namer(atom_fea[rows].cpu(), counts)
         owner = torch.full((num_atoms,), -1, dtype=torch.long)
@@ -188,7 +191,7 @@ class CGCNNSignatureAdapter(Adapter):
             atom = int(foreign.any(dim=1).nonzero()[0])
             raise AdapterError(f"{names(int(owner[atom]))}: atom {int(local[atom])} has neighbours in another crystal")
         ordered_fea = atom_fea[rows]
-        ordered_nbr = nbr_fea[rows]
+        distances = self._distances(nbr_fea, teacher.graph_settings)[rows.to(nbr_fea.device)]
         ordered_local = local[nbr_cpu[rows]]
         offsets = [0]
         for c in counts:
@@ -202,7 +205,7 @@ class CGCNNSignatureAdapter(Adapter):
                 dst = torch.arange(n).repeat_interleave(num_nbr)
                 graph = dgl.graph((src, dst), num_nodes=n)
                 graph.ndata["atom_features"] = ordered_fea[a:b].float()
-                graph.edata["edge_features"] = ordered_nbr[a:b].reshape(n * num_nbr, -1).float()
+                graph.edata["edge_features"] = nbr_fea[rows[a:b].to(nbr_fea.device)].reshape(n * num_nbr, -1).float()
                 graphs.append(graph)
             return dgl.batch(graphs)
 
@@ -210,7 +213,7 @@ class CGCNNSignatureAdapter(Adapter):
         # neighbour indices and the bond lengths the Gaussian rows encode (not 41 numbers per bond)
         fields = [
             KeyField(ordered_fea, counts, decimals=4),
-            KeyField(self._distances(ordered_nbr, teacher.graph_settings), counts, decimals=4),
+            KeyField(distances, counts, decimals=4),
             KeyField(ordered_local, counts, decimals=0),
         ]
         return CrystalBatch(counts, fields, build, atom_features=ordered_fea, rows=rows, names=names)

@@ -117,7 +117,7 @@ def measure(name, setup, teacher, repeats):
     opt_v = torch.optim.Adam(vanilla.parameters(), 1e-3)
     opt_d = torch.optim.Adam(distilled.parameters(), 1e-3)
     epoch(vanilla, batches[:1], loss_fn, opt_v)  # warm-up (allocations, lazy imports)
-    base = min(epoch(vanilla, batches, loss_fn, opt_v) for _ in range(repeats))
+    epoch(vanilla, batches, loss_fn, opt_v)
     teacher_time, teacher_flops = [0.0], [0]
     embed = hook._embed
 
@@ -137,15 +137,22 @@ def measure(name, setup, teacher, repeats):
     hook._embed = timed_embed
     cold = epoch(distilled, batches, loss_fn, opt_d)
     hook._embed = embed
+    base_cold = epoch(vanilla, batches, loss_fn, opt_v)  # the vanilla epoch next to the cold one
     assert hook.teacher_crystals > 0
     calls = hook.teacher_calls
-    warm = min(epoch(distilled, batches, loss_fn, opt_d) for _ in range(repeats))
+    # vanilla and warm epochs alternate, so that load from other processes hits both alike
+    base, warm = float("inf"), float("inf")
+    for _ in range(repeats):
+        base = min(base, epoch(vanilla, batches, loss_fn, opt_v))
+        warm = min(warm, epoch(distilled, batches, loss_fn, opt_d))
     assert hook.teacher_calls == calls, "warm epochs must not run the teacher"
     first = batches[0]
     student_flops = train_flops(vanilla, first, loss_fn)
     atoms = _atoms_of(first)
     ratio = teacher_flops[0] * atoms / student_flops if student_flops else float("nan")
-    return (f"{name:16s} vanilla {base:7.3f} s   cold {cold:7.3f} s ({cold / base:5.2f}x)   "
+    base = min(base, base_cold)
+    floor = 1 + teacher_time[0] / base
+    return floor, (f"{name:16s} vanilla {base:7.3f} s   cold {cold:7.3f} s ({cold / base:5.2f}x)   "
             f"warm {warm:7.3f} s ({warm / base:5.2f}x)   teacher fwd {teacher_time[0]:6.3f} s "
             f"(floor {1 + teacher_time[0] / base:4.2f}x)   teacher/student FLOPs {ratio:5.2f}")
 
@@ -164,7 +171,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--crystals", type=int, default=512, help="MP crystals (≤ 8 sites) per epoch")
     parser.add_argument("--batch-size", type=int, default=16, help="crystals per batch")
-    parser.add_argument("--repeats", type=int, default=3, help="epochs per vanilla/warm measurement (best kept)")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating vanilla/warm epoch pairs (best of each kept)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--adapters", default="cgcnn,cgcnn_original,gatgnn,alignn,megnet",
                         help="comma-separated adapters to measure")
@@ -188,16 +195,26 @@ def main() -> int:
     lines = [
         "command: python benchmarks/kd_overhead.py " + " ".join(sys.argv[1:]),
         f"{len(structures)} MP crystals, batch {args.batch_size}, {args.threads} thread(s), "
-        f"best of {args.repeats} epochs for vanilla and warm; goals warm <= 1.05x, cold <= 1.5x",
+        f"best of {args.repeats} alternating vanilla/warm epochs; goals warm <= 1.05x, cold <= 1.5x",
         "teacher fwd: time spent in the teacher's forward during the cold epoch; floor = 1 + that / vanilla,",
         "the cold ratio no implementation of the hook can beat; teacher/student FLOPs: the teacher's",
         "forward vs the student's training step (forward + backward) on the first batch",
     ]
     print("\n".join(lines), flush=True)
+    floors = []
     for name in args.adapters.split(","):
-        line = measure(name, setups[name], teacher, args.repeats)
+        floor, line = measure(name, setups[name], teacher, args.repeats)
         print(line, flush=True)
         lines.append(line)
+        if floor > 1.5:
+            floors.append(f"{name} ({floor:.2f}x)")
+    if floors:
+        note = (f"cold goal 1.5x is below the measured floor for {', '.join(floors)}: the 5-layer teacher's "
+                "forward alone takes more than half of a vanilla training step of these small students (their "
+                "FLOP ratio is lower: small-batch DGL/BatchNorm/elementwise overheads, not multiply-adds, set the "
+                "teacher's time); only the cache (warm epochs) removes it")
+        print(note, flush=True)
+        lines.append(note)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text("\n".join(lines) + "\n")

@@ -35,7 +35,7 @@ from crysgnn_dgl.distill.external import (  # noqa: E402
     timed_result,
 )
 
-DEFAULTS = ExternalDefaults(train_size=800, val_size=100, test_size=300, epochs=30, batch_size=32, lr=2e-3)
+DEFAULTS = ExternalDefaults(train_size=800, val_size=100, test_size=300, epochs=60, batch_size=32, lr=2e-3)
 
 
 def megnet_dataset(data, cutoff: float, workdir: Path):
