@@ -169,6 +169,15 @@ def test_batches_cover_split_once_and_depend_only_on_seed_and_epoch(small_cache)
     assert list(again) == first
     again.set_epoch(3)
     assert list(again) != first
+    # batches mix the shards of a window (shards hold consecutive inputs)
+    assert max(len(set(cache.shard_of(np.asarray(b)))) for b in first) > 1
+    single = ShardBatchSampler(cache, train, batch_size=5, seed=1, shuffle_window=1)
+    assert all(len(set(cache.shard_of(np.asarray(b)))) <= 2 for b in single)
+    fixed = ShardBatchSampler(cache, val, batch_size=5, seed=1, same_every_epoch=True)
+    fixed.set_epoch(4)
+    order = list(fixed)
+    fixed.set_epoch(9)
+    assert list(fixed) == order
     ranks = [ShardBatchSampler(cache, train, 5, seed=1, rank=r, world_size=2) for r in (0, 1)]
     for r in ranks:
         r.set_epoch(2)

@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--val-fraction", type=float, default=0.05)
     run.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    run.add_argument("--shuffle-window", type=int, default=16, help="cache shards mixed into each batch stream")
     run.add_argument("--threads", type=int, help="torch CPU threads")
     run.add_argument("--accelerator", default="auto")
     run.add_argument("--devices", default="auto", help="e.g. 4 for four GPUs")
@@ -77,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         validation_fraction=args.val_fraction,
         seed=args.seed,
         num_workers=args.workers,
+        shuffle_window=args.shuffle_window,
         accelerator=args.accelerator,
         devices=_devices(args.devices),
         strategy=args.strategy,

@@ -116,11 +116,15 @@ class GraphCache(Dataset):
 
 
 class ShardBatchSampler(Sampler[list[int]]):
-    """Batches of cache positions that read the cache shard by shard.
+    """Batches of cache positions that read the cache a window of shards at a time.
 
-    Each epoch visits the shards in a random order and the crystals of each shard in a
-    random order; the order depends only on ``(seed, epoch)``, so a resumed run sees the
-    same batches as an uninterrupted one. With several processes (DDP) each rank takes
+    Each epoch shuffles the shards, cuts them into windows of ``shuffle_window`` shards
+    and visits the crystals of each window in a random order, so batches mix crystals
+    from that many shards (shards hold consecutive inputs, often one source file: a
+    window keeps batches, and BatchNorm's statistics, from being one source at a time)
+    while only a window of shards needs to be in memory. The order depends only on
+    ``(seed, epoch)`` (on ``seed`` alone with ``same_every_epoch``), so a resumed run sees
+    the same batches as an uninterrupted one. With several processes (DDP) each rank takes
     every ``world_size``-th batch; all ranks get the same number of batches (the last
     round wraps around to the epoch's first batches when the count does not divide).
     """
@@ -135,8 +139,12 @@ class ShardBatchSampler(Sampler[list[int]]):
         drop_last: bool = False,
         rank: int | None = None,
         world_size: int | None = None,
+        shuffle_window: int = 16,
+        same_every_epoch: bool = False,
     ):
         self.positions = np.asarray(positions, dtype=np.int64)
+        self.shuffle_window = max(1, shuffle_window)
+        self.same_every_epoch = same_every_epoch
         self.shards = cache.shard_of(self.positions)
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -160,10 +168,11 @@ class ShardBatchSampler(Sampler[list[int]]):
     def _ordered_positions(self) -> np.ndarray:
         if not self.shuffle:
             return self.positions
-        rng = np.random.default_rng([self.seed, self.epoch])
+        rng = np.random.default_rng([self.seed] if self.same_every_epoch else [self.seed, self.epoch])
         shard_rank = rng.permutation(int(self.shards.max()) + 1 if len(self.shards) else 0)
+        window = shard_rank[self.shards] // self.shuffle_window
         within = rng.random(len(self.positions))
-        return self.positions[np.lexsort((within, shard_rank[self.shards]))]
+        return self.positions[np.lexsort((within, window))]
 
     def _num_global_batches(self) -> int:
         n = len(self.positions)

@@ -43,7 +43,9 @@ class TrainingSettings(SettingsBase):
         precision: Lightning precision, e.g. ``"32-true"``, ``"16-mixed"``, ``"bf16-mixed"``;
             ``"auto"`` picks ``16-mixed`` on a GPU and ``32-true`` otherwise.
         num_threads: torch CPU threads (``None``: leave torch's default).
-        max_loaded_shards: cache shards kept in memory per process.
+        shuffle_window: shards whose crystals are shuffled together into batches.
+        max_loaded_shards: cache shards kept in memory per process (``None``: the
+            shuffle window plus one).
         log_every_n_steps: Lightning's logging interval.
         limit_train_batches: train on at most this many batches per epoch (``None``: all).
     """
@@ -59,6 +61,7 @@ class TrainingSettings(SettingsBase):
     num_nodes: int = 1
     precision: str = "auto"
     num_threads: int | None = None
-    max_loaded_shards: int = 2
+    shuffle_window: int = 16
+    max_loaded_shards: int | None = None
     log_every_n_steps: int = 50
     limit_train_batches: int | None = None

@@ -48,14 +48,20 @@ def make_loaders(cache: GraphCache, training: TrainingSettings) -> tuple[DataLoa
     common = {"collate_fn": collate, "num_workers": training.num_workers}
     train = DataLoader(
         cache,
-        batch_sampler=ShardBatchSampler(cache, train_positions, training.batch_size, shuffle=True, seed=training.seed),
+        batch_sampler=ShardBatchSampler(
+            cache, train_positions, training.batch_size, shuffle=True, seed=training.seed,
+            shuffle_window=training.shuffle_window,
+        ),
         **common,
     )
     if len(val_positions) == 0:
         return train, None
     val = DataLoader(
         cache,
-        batch_sampler=ShardBatchSampler(cache, val_positions, training.batch_size, shuffle=False),
+        batch_sampler=ShardBatchSampler(
+            cache, val_positions, training.batch_size, shuffle=True, seed=training.seed,
+            shuffle_window=training.shuffle_window, same_every_epoch=True,
+        ),
         **common,
     )
     return train, val
@@ -96,7 +102,8 @@ def pretrain(
         torch.set_num_threads(training.num_threads)
     pl.seed_everything(training.seed, workers=True, verbose=False)
 
-    cache = GraphCache(cache_folder, max_loaded_shards=training.max_loaded_shards)
+    loaded = training.max_loaded_shards or training.shuffle_window + 1
+    cache = GraphCache(cache_folder, max_loaded_shards=loaded)
     train_loader, val_loader = make_loaders(cache, training)
     module = PretrainModule(
         model_settings=model_settings.to_dict(),
