@@ -117,7 +117,7 @@ def main() -> None:
         size = sum(f.stat().st_size for f in big.rglob("*") if f.is_file())
         report(f"real cache: {source} ({real} crystals); replicated index: {total} entries, {size / 2**20:.2f} MB on disk")
         report(f"steps of {args.batch_size} crystals, {args.threads} torch thread(s), "
-               f"{args.workers} loader worker(s), shards read one by one in random order")
+               f"{args.workers} loader worker(s), cache read a window of 16 shards at a time, windows in random order")
         results = {}
         runs = [(f"{total} entries", big, args.steps)]
         if args.compare_steps:
