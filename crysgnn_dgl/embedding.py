@@ -37,6 +37,8 @@ class EmbeddingResult:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the ``.npz`` (and ``<path>.skipped.tsv`` when something was skipped)."""
         path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")  # where numpy writes it anyway
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(
             path,

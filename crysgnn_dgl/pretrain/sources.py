@@ -3,7 +3,9 @@
 An *item* is anything :func:`to_pymatgen` understands: CIF text, a CIF path, a pymatgen
 structure dict, a pymatgen ``Structure`` or ASE ``Atoms``. Items are cheap to pickle so
 that parsing happens in the cache builder's worker processes. Readers stream: a CSV is
-read in chunks, so corpus size does not bound memory here.
+read in chunks and a folder file by file, so corpus size does not bound memory here
+(a JSON file is parsed whole: for very large corpora prefer CSV, CIF folders or ASE
+databases).
 
 Supported inputs (:func:`open_source` picks by name):
 
