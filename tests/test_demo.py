@@ -42,3 +42,17 @@ def test_demo_reports_a_missing_teacher_file(tmp_path):
     with pytest.raises((CheckpointError, FileNotFoundError), match="nope.pt"):
         main(["demo", "--epochs", "1", "--limit", "20", "--teacher", str(tmp_path / "nope.pt"),
               "--out", str(tmp_path), "--quiet"])
+
+
+def test_demo_repeats_report_each_seed_and_the_mean(tmp_path, capsys):
+    teacher = teacher_checkpoint(tmp_path)
+    code = main(["demo", "--epochs", "1", "--limit", "40", "--repeats", "2", "--quiet",
+                 "--teacher", str(teacher), "--out", str(tmp_path / "out")])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "seed 0" in printed and "seed 1" in printed
+    seeds = re.findall(r"^([01])\s+([0-9.]+)\s+([0-9.]+)\s+([+-][0-9.]+)%", printed, re.M)
+    assert [s[0] for s in seeds] == ["0", "1"]
+    mean = re.search(r"^mean\s+([0-9.]+)\s+([0-9.]+)\s+([+-][0-9.]+)%", printed, re.M)
+    assert mean is not None
+    assert float(mean.group(1)) == pytest.approx(sum(float(s[1]) for s in seeds) / 2, abs=1e-4)
