@@ -160,7 +160,10 @@ Labels used (computed, not taken from the files): space group and crystal system
 * Adam, learning rate {opt['learning_rate']:g} with cosine decay to {opt['final_lr_fraction']:g}× over
   {planned} epochs, weight decay {opt['weight_decay']:g} (the release used Adam at a constant 0.03; a
   smaller peak with decay was chosen for a short CPU budget; 0.03 was not tried here).
-* Batch {r['batch_size']} crystals, seed {r['seed']}, fp32 on CPU, {r['num_threads']} torch thread.
+* Batch {r['batch_size']} crystals, each batch drawn from a random window of {r.get('shuffle_window', 1)} cache
+  shards (the cache stores each source file contiguously; batches of a single source gave
+  BatchNorm running statistics of whichever source came last), seed {r['seed']}, fp32 on CPU,
+  {r['num_threads']} torch thread.
 
 ## Results
 
