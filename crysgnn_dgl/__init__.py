@@ -16,6 +16,8 @@ _install_dgl_guard()
 
 _PUBLIC = {
     "CrysGNN": "crysgnn_dgl.models.crysgnn",
+    "CGCNN": "crysgnn_dgl.models.cgcnn",
+    "GATGNN": "crysgnn_dgl.models.gatgnn",
     "CrysGNNOutput": "crysgnn_dgl.models.crysgnn",
     "GraphSettings": "crysgnn_dgl.config",
     "ModelSettings": "crysgnn_dgl.config",
