@@ -17,23 +17,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import tempfile
-import time
-import warnings
 from pathlib import Path
 
 import torch
 
-from crysgnn_dgl.distill import attach_teacher, resolve_teacher
-from crysgnn_dgl.distill.external import (
-    ExternalDefaults,
-    add_external_arguments,
-    report,
-    select_structures,
-    timed_result,
-)
+from crysgnn_dgl.training.external import ExternalLoop, external_main, fit_and_test
+from crysgnn_dgl.training.options import ExperimentDefaults, ModelOption
 
-DEFAULTS = ExternalDefaults(train_size=800, val_size=100, test_size=300, epochs=30, batch_size=32, lr=5e-3)
+DEFAULTS = ExperimentDefaults(train_size=800, val_size=100, test_size=300, epochs=30, batch_size=32, lr=5e-3)
+MODEL_OPTIONS = ("ALIGNNAtomWise architecture (small by default, for a CPU budget)", (
+    ModelOption("--alignn-layers", 1, "ALIGNN (edge-gated line-graph) layers"),
+    ModelOption("--gcn-layers", 1, "edge-gated graph convolution layers"),
+    ModelOption("--hidden-features", 64, "node/edge width; the distilled layer's width"),
+    ModelOption("--embedding-features", 64, "atom embedding width"),
+    ModelOption("--edge-input-features", 40, "RBF features per bond length"),
+    ModelOption("--triplet-input-features", 20, "RBF features per bond angle"),
+))
 
 
 class IdSubset(torch.utils.data.Subset):
@@ -47,18 +46,19 @@ class IdSubset(torch.utils.data.Subset):
         pass
 
 
-def alignn_dataset(data, workdir: Path):
+def alignn_dataset(args: argparse.Namespace, data, workdir: Path):
     """alignn's own graphs (with line graphs and lattices) of all selected crystals."""
     from alignn.dataset import get_torch_dataset
     from jarvis.core.atoms import pmg_to_atoms
 
+    (workdir / "graphs").mkdir(parents=True, exist_ok=True)
     records = [{"jid": sid, "atoms": pmg_to_atoms(s).to_dict(), "target": float(t)}
                for sid, s, t in zip(data.ids, data.structures, data.targets.tolist())]
     with contextlib.redirect_stdout(io.StringIO()):
         return get_torch_dataset(
             dataset=records, id_tag="jid", target="target", neighbor_strategy="k-nearest",
             atom_features="cgcnn", use_canonize=True, line_graph=True, cutoff=8.0, max_neighbors=12,
-            output_dir=str(workdir),
+            output_dir=str(workdir / "graphs"),
         )
 
 
@@ -85,7 +85,7 @@ def model_config(args: argparse.Namespace) -> dict:
 
 
 def train_once(args, dataset, split, out: Path, teacher=None):
-    """One ``train_dgl`` run; returns test predictions/targets and the hook (or None)."""
+    """One ``train_dgl`` run; returns the test result and the mean KD (or None)."""
     from alignn.config import TrainingConfig
     from alignn.models.alignn_atomwise import ALIGNNAtomWise
     from alignn.train import train_dgl
@@ -97,55 +97,24 @@ def train_once(args, dataset, split, out: Path, teacher=None):
     )
     torch.manual_seed(args.seed)
     model = ALIGNNAtomWise(config.model)
-    hook = attach_teacher(model, teacher, delta=args.delta) if teacher is not None else None
-    state = {}
 
-    def run():
+    def fit():
         sink = contextlib.nullcontext() if not args.quiet else contextlib.redirect_stdout(io.StringIO())
         with sink:
             train_dgl(config, model=model, train_val_test_loaders=loaders(dataset, split, args.batch_size, args.seed))
-        state["kd_mean"] = hook.kd_mean if hook is not None else None
-        model.eval()
-        predictions, targets = [], []
-        with torch.no_grad():
-            for g, lg, lattice, target in loaders(dataset, split, args.batch_size, args.seed)[2]:
-                predictions.append(model([g, lg, lattice])["out"].reshape(-1))
-                targets.append(target.reshape(-1))
-        return torch.cat(predictions), torch.cat(targets)
 
-    result = timed_result(run)
-    if hook is not None:
-        hook.remove()
-    return result, state.get("kd_mean")
+    def test_batches():
+        for g, lg, lattice, target in loaders(dataset, split, args.batch_size, args.seed)[2]:
+            yield model([g, lg, lattice])["out"], target
+
+    return fit_and_test(model, teacher, args.delta, fit, test_batches)
+
+
+LOOP = ExternalLoop("ALIGNN", "alignn.train.train_dgl", alignn_dataset, train_once)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_external_arguments(parser, DEFAULTS)
-    model = parser.add_argument_group("ALIGNNAtomWise architecture (small by default, for a CPU budget)")
-    model.add_argument("--alignn-layers", type=int, default=1, help="ALIGNN (edge-gated line-graph) layers (default: %(default)s)")
-    model.add_argument("--gcn-layers", type=int, default=1, help="edge-gated graph convolution layers (default: %(default)s)")
-    model.add_argument("--hidden-features", type=int, default=64, help="node/edge width; the distilled layer's width (default: %(default)s)")
-    model.add_argument("--embedding-features", type=int, default=64, help="atom embedding width (default: %(default)s)")
-    model.add_argument("--edge-input-features", type=int, default=40, help="RBF features per bond length (default: %(default)s)")
-    model.add_argument("--triplet-input-features", type=int, default=20, help="RBF features per bond angle (default: %(default)s)")
-    args = parser.parse_args(argv)
-    warnings.filterwarnings("ignore")
-    torch.set_num_threads(args.threads)
-    started = time.perf_counter()
-    teacher = resolve_teacher(args.teacher)  # fail before any work when it is missing
-    data = select_structures(args)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="alignn_distill_"))
-    (workdir / "graphs").mkdir(parents=True, exist_ok=True)
-    dataset = alignn_dataset(data, workdir / "graphs")
-    print(f"{len(data.split.train)} train / {len(data.split.val)} val / {len(data.split.test)} test crystals, "
-          f"graphs built in {time.perf_counter() - started:.1f} s; training with alignn.train.train_dgl", flush=True)
-    vanilla, _ = train_once(args, dataset, data.split, workdir / "vanilla")
-    print(f"vanilla done: test MAE {vanilla.test_mae:.4f} ({vanilla.seconds:.1f} s)", flush=True)
-    distilled, kd_mean = train_once(args, dataset, data.split, workdir / "distilled", teacher)
-    report(args, "ALIGNN", data, vanilla, distilled, kd_mean, str(getattr(teacher, "source", "") or args.teacher),
-           started)
-    return 0
+    return external_main(argv, __doc__, DEFAULTS, MODEL_OPTIONS, LOOP)
 
 
 if __name__ == "__main__":

@@ -14,23 +14,25 @@ from __future__ import annotations
 import argparse
 
 from crysgnn_dgl.models.cgcnn import CGCNN, CGCNNSettings
-from crysgnn_dgl.training.experiment import ExperimentDefaults, add_experiment_arguments, run_experiment
+from crysgnn_dgl.training.experiment import experiment_main
+from crysgnn_dgl.training.options import ExperimentDefaults, ModelOption
 
 DEFAULTS = ExperimentDefaults(epochs=60, batch_size=64, lr=0.01)
+MODEL_OPTIONS = ("CGCNN architecture (original defaults)", (
+    ModelOption("--atom-fea-len", 64, "atom feature width in the convolutions"),
+    ModelOption("--n-conv", 3, "number of convolution layers"),
+    ModelOption("--h-fea-len", 128, "hidden width after pooling"),
+    ModelOption("--n-h", 1, "hidden layers after pooling"),
+))
+
+
+def model_factory(args: argparse.Namespace):
+    settings = CGCNNSettings(atom_fea_len=args.atom_fea_len, n_conv=args.n_conv, h_fea_len=args.h_fea_len, n_h=args.n_h)
+    return lambda: CGCNN(settings)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_experiment_arguments(parser, DEFAULTS)
-    model = parser.add_argument_group("CGCNN architecture (original defaults)")
-    model.add_argument("--atom-fea-len", type=int, default=64, help="atom feature width in the convolutions (default: %(default)s)")
-    model.add_argument("--n-conv", type=int, default=3, help="number of convolution layers (default: %(default)s)")
-    model.add_argument("--h-fea-len", type=int, default=128, help="hidden width after pooling (default: %(default)s)")
-    model.add_argument("--n-h", type=int, default=1, help="hidden layers after pooling (default: %(default)s)")
-    args = parser.parse_args(argv)
-    settings = CGCNNSettings(atom_fea_len=args.atom_fea_len, n_conv=args.n_conv, h_fea_len=args.h_fea_len, n_h=args.n_h)
-    run_experiment(args, lambda: CGCNN(settings), "CGCNN", adapter="cgcnn")
-    return 0
+    return experiment_main(argv, __doc__, DEFAULTS, "CGCNN", MODEL_OPTIONS, model_factory, adapter="cgcnn")
 
 
 if __name__ == "__main__":

@@ -14,22 +14,24 @@ from __future__ import annotations
 import argparse
 
 from crysgnn_dgl.models.gatgnn import GATGNN, GATGNNSettings
-from crysgnn_dgl.training.experiment import ExperimentDefaults, add_experiment_arguments, run_experiment
+from crysgnn_dgl.training.experiment import experiment_main
+from crysgnn_dgl.training.options import ExperimentDefaults, ModelOption
 
 DEFAULTS = ExperimentDefaults(epochs=40, batch_size=64, lr=0.005)
+MODEL_OPTIONS = ("GATGNN architecture (original defaults)", (
+    ModelOption("--neurons", 64, "node/edge embedding width"),
+    ModelOption("--layers", 3, "number of AGAT attention layers"),
+    ModelOption("--heads", 4, "attention heads per layer"),
+))
+
+
+def model_factory(args: argparse.Namespace):
+    settings = GATGNNSettings(neurons=args.neurons, n_layers=args.layers, heads=args.heads)
+    return lambda: GATGNN(settings)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_experiment_arguments(parser, DEFAULTS)
-    model = parser.add_argument_group("GATGNN architecture (original defaults)")
-    model.add_argument("--neurons", type=int, default=64, help="node/edge embedding width (default: %(default)s)")
-    model.add_argument("--layers", type=int, default=3, help="number of AGAT attention layers (default: %(default)s)")
-    model.add_argument("--heads", type=int, default=4, help="attention heads per layer (default: %(default)s)")
-    args = parser.parse_args(argv)
-    settings = GATGNNSettings(neurons=args.neurons, n_layers=args.layers, heads=args.heads)
-    run_experiment(args, lambda: GATGNN(settings), "GATGNN", adapter="gatgnn")
-    return 0
+    return experiment_main(argv, __doc__, DEFAULTS, "GATGNN", MODEL_OPTIONS, model_factory, adapter="gatgnn")
 
 
 if __name__ == "__main__":

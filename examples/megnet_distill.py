@@ -17,36 +17,35 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
-import time
-import warnings
 from pathlib import Path
 
 os.environ.setdefault("MATGL_BACKEND", "DGL")
 
 import torch  # noqa: E402
 
-from crysgnn_dgl.distill import attach_teacher, resolve_teacher  # noqa: E402
-from crysgnn_dgl.distill.external import (  # noqa: E402
-    ExternalDefaults,
-    add_external_arguments,
-    report,
-    select_structures,
-    timed_result,
-)
+from crysgnn_dgl.training.external import ExternalLoop, external_main, fit_and_test  # noqa: E402
+from crysgnn_dgl.training.options import ExperimentDefaults, ModelOption  # noqa: E402
 
-DEFAULTS = ExternalDefaults(train_size=800, val_size=100, test_size=300, epochs=60, batch_size=32, lr=2e-3)
+DEFAULTS = ExperimentDefaults(train_size=800, val_size=100, test_size=300, epochs=60, batch_size=32, lr=2e-3)
+MODEL_OPTIONS = ("MEGNet architecture (smaller than matgl's defaults, for a CPU budget)", (
+    ModelOption("--blocks", 2, "MEGNet blocks"),
+    ModelOption("--node-embedding", 16, "node embedding width"),
+    ModelOption("--edge-embedding", 40, "bond-length expansion width"),
+    ModelOption("--hidden", 32, "hidden width of the MLPs; the distilled node features are hidden/2 wide"),
+    ModelOption("--cutoff", 4.0, "graph cutoff in Å, model and converter alike"),
+))
 
 
-def megnet_dataset(data, cutoff: float, workdir: Path):
-    """matgl's graphs of all selected crystals (node types index the elements present)."""
+def megnet_dataset(args: argparse.Namespace, data, workdir: Path):
+    """matgl's graphs of all selected crystals (node types index the elements present),
+    and the element list."""
     from matgl.ext.pymatgen import Structure2Graph, get_element_list
     from matgl.graph.data import MGLDataset
 
     elements = get_element_list(data.structures)
-    dataset = MGLDataset(structures=data.structures, converter=Structure2Graph(element_types=elements, cutoff=cutoff),
-                         labels={"target": data.targets.tolist()}, save_cache=False, raw_dir=str(workdir),
-                         save_dir=str(workdir))
+    converter = Structure2Graph(element_types=elements, cutoff=args.cutoff)
+    dataset = MGLDataset(structures=data.structures, converter=converter, labels={"target": data.targets.tolist()},
+                         save_cache=False, raw_dir=str(workdir), save_dir=str(workdir))
     return dataset, elements
 
 
@@ -64,67 +63,37 @@ def make_module(args, elements):
     return ModelLightningModule(model=model, loss="mse_loss", lr=args.lr, decay_steps=args.epochs * 100)
 
 
-def train_once(args, dataset, elements, split, out: Path, teacher=None):
+def train_once(args, dataset_and_elements, split, out: Path, teacher=None):
     """One ``Trainer.fit``; returns the test result and the mean KD (or None)."""
     import lightning.pytorch as pl
     from matgl.graph.data import MGLDataLoader
 
+    dataset, elements = dataset_and_elements
     subsets = [torch.utils.data.Subset(dataset, part) for part in (split.train, split.val or split.test[:1], split.test)]
     train_loader, val_loader, test_loader = MGLDataLoader(
         train_data=subsets[0], val_data=subsets[1], test_data=subsets[2], batch_size=args.batch_size,
         generator=torch.Generator().manual_seed(args.seed),
     )
     module = make_module(args, elements)
-    hook = attach_teacher(module, teacher, delta=args.delta) if teacher is not None else None
-    state = {}
 
-    def run():
+    def fit():
         pl.seed_everything(args.seed, verbose=False)
         trainer = pl.Trainer(max_epochs=args.epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
                              enable_progress_bar=not args.quiet, enable_model_summary=False, default_root_dir=str(out))
         trainer.fit(module, train_loader, val_loader)
-        state["kd_mean"] = hook.kd_mean if hook is not None else None
-        module.eval()
-        predictions, targets = [], []
-        with torch.no_grad():
-            for g, lat, state_attr, labels in test_loader:
-                predictions.append(module(g=g, lat=lat, state_attr=state_attr).reshape(-1))
-                targets.append(labels.reshape(-1))
-        return torch.cat(predictions), torch.cat(targets)
 
-    result = timed_result(run)
-    if hook is not None:
-        hook.remove()
-    return result, state.get("kd_mean")
+    def test_batches():
+        for g, lat, state_attr, labels in test_loader:
+            yield module(g=g, lat=lat, state_attr=state_attr), labels
+
+    return fit_and_test(module, teacher, args.delta, fit, test_batches)
+
+
+LOOP = ExternalLoop("MEGNet", "lightning Trainer.fit", megnet_dataset, train_once)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_external_arguments(parser, DEFAULTS)
-    model = parser.add_argument_group("MEGNet architecture (smaller than matgl's defaults, for a CPU budget)")
-    model.add_argument("--blocks", type=int, default=2, help="MEGNet blocks (default: %(default)s)")
-    model.add_argument("--node-embedding", type=int, default=16, help="node embedding width (default: %(default)s)")
-    model.add_argument("--edge-embedding", type=int, default=40, help="bond-length expansion width (default: %(default)s)")
-    model.add_argument("--hidden", type=int, default=32,
-                       help="hidden width of the MLPs; the distilled node features are hidden/2 wide (default: %(default)s)")
-    model.add_argument("--cutoff", type=float, default=4.0, help="graph cutoff in Å, model and converter alike (default: %(default)s)")
-    args = parser.parse_args(argv)
-    warnings.filterwarnings("ignore")
-    torch.set_num_threads(args.threads)
-    started = time.perf_counter()
-    teacher = resolve_teacher(args.teacher)  # fail before any work when it is missing
-    data = select_structures(args)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="megnet_distill_"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    dataset, elements = megnet_dataset(data, args.cutoff, workdir)
-    print(f"{len(data.split.train)} train / {len(data.split.val)} val / {len(data.split.test)} test crystals, "
-          f"graphs built in {time.perf_counter() - started:.1f} s; training with lightning Trainer.fit", flush=True)
-    vanilla, _ = train_once(args, dataset, elements, data.split, workdir / "vanilla")
-    print(f"vanilla done: test MAE {vanilla.test_mae:.4f} ({vanilla.seconds:.1f} s)", flush=True)
-    distilled, kd_mean = train_once(args, dataset, elements, data.split, workdir / "distilled", teacher)
-    report(args, "MEGNet", data, vanilla, distilled, kd_mean, str(getattr(teacher, "source", "") or args.teacher),
-           started)
-    return 0
+    return external_main(argv, __doc__, DEFAULTS, MODEL_OPTIONS, LOOP)
 
 
 if __name__ == "__main__":

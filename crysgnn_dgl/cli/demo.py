@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..training.experiment import ExperimentDefaults, add_experiment_arguments, run_experiment
+from ..training.experiment import run_experiment
+from ..training.options import ExperimentDefaults, add_experiment_arguments
 
 NAME = "demo"
 HELP = (

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from crysgnn_dgl.distill.external import ExternalDefaults, add_external_arguments, select_structures
+from crysgnn_dgl.training.options import ExperimentDefaults, add_external_arguments
+from crysgnn_dgl.training.selection import select_structures
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 pytestmark = pytest.mark.filterwarnings("ignore:Issues encountered while parsing CIF")
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Issues encountered while parsing
 
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    add_external_arguments(parser, ExternalDefaults(train_size=12, val_size=3, test_size=5))
+    add_external_arguments(parser, ExperimentDefaults(train_size=12, val_size=3, test_size=5))
     return parser.parse_args(list(argv))
 
 

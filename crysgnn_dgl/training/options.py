@@ -1,0 +1,141 @@
+"""Command-line options of the vanilla-vs-distilled experiments (``crysgnn-dgl demo`` and
+the example scripts), and the data they use when no table is given."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+DEMO_FILE = "demo_mp_formation_energy.csv.xz"
+DEMO_TARGET = "formation_energy_per_atom"
+_DEMO_DESCRIPTION = "the formation-energy subset bundled with the package, 3000 small Materials Project crystals"
+
+
+def bundled_demo_table() -> Path:
+    """The formation-energy subset shipped with the package (see ``data/DEMO_DATA.md``)."""
+    return Path(str(resources.files("crysgnn_dgl").joinpath("data", DEMO_FILE)))
+
+
+@dataclass(frozen=True)
+class ExperimentDefaults:
+    """Default command-line values of one experiment (each script picks its budget).
+
+    ``limit`` and ``out`` apply to experiments trained by the package's own loop;
+    ``val_size`` and ``test_size`` to those trained by a predictor library's loop.
+    ``train_size`` of ``None`` means all training crystals the split leaves.
+    """
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 0.01
+    limit: int | None = None
+    train_size: int | None = None
+    val_size: int = 50
+    test_size: int = 100
+    out: str | None = None
+
+
+def experiment_parser(description: str | None) -> argparse.ArgumentParser:
+    """A parser that shows ``description`` (an example's docstring) as written."""
+    return argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _add_table_options(group: argparse._ArgumentGroup, columns: str, target_of: str) -> None:
+    group.add_argument("--data", type=Path, default=None,
+                       help=f"CSV (.csv or .csv.xz) with {columns} and the target column, e.g. "
+                            f"../shared/data/mp_cgcnn36k.csv.xz (default: {_DEMO_DESCRIPTION})")
+    group.add_argument("--target", default=DEMO_TARGET, help=f"target column of {target_of} (default: %(default)s)")
+
+
+def _add_budget_options(group: argparse._ArgumentGroup, defaults: ExperimentDefaults, optimizer: str) -> None:
+    group.add_argument("--epochs", type=int, default=defaults.epochs, help="epochs per run (default: %(default)s)")
+    group.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                       help="crystals per step (default: %(default)s)")
+    group.add_argument("--lr", type=float, default=defaults.lr, help=f"{optimizer} (default: %(default)s)")
+    group.add_argument("--seed", type=int, default=0,
+                       help="seed of the initial weights and the shuffling, same for both runs (default: %(default)s)")
+
+
+def _add_distillation_options(parser: argparse.ArgumentParser) -> None:
+    distill = parser.add_argument_group("distillation")
+    distill.add_argument("--teacher", default=None,
+                         help="teacher checkpoint (.pt); default: the teacher bundled with the package")
+    distill.add_argument("--delta", type=float, default=0.5,
+                         help="delta of L + (1-delta)/delta * KD; 0.5 weights KD by 1 (default: %(default)s)")
+
+
+def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: ExperimentDefaults) -> None:
+    """Options of experiments trained by the package's loop (the demo, the CGCNN and
+    GATGNN examples); every one explained in ``--help``."""
+    data = parser.add_argument_group("data")
+    _add_table_options(data, "a 'cif' column", "--data")
+    data.add_argument("--limit", type=int, default=defaults.limit,
+                      help="read only the first N rows of the table (default: %(default)s = all)")
+    data.add_argument("--train-size", type=int, default=defaults.train_size,
+                      help="cap the training set at N crystals; validation and test sets stay "
+                           "10%% each (default: %(default)s = the remaining 80%%)")
+    data.add_argument("--split-seed", type=int, default=0, help="seed of the train/val/test split (default: %(default)s)")
+    train = parser.add_argument_group("training (identical for both runs)")
+    _add_budget_options(train, defaults, "Adam learning rate")
+    train.add_argument("--repeats", type=int, default=1,
+                       help="repeat the comparison with seeds seed, seed+1, ... and report each "
+                            "gain and their mean (single-seed gains of a few %% are within noise; "
+                            "default: %(default)s)")
+    train.add_argument("--threads", type=int, default=1,
+                       help="torch CPU threads (default: %(default)s: small graphs gain little from more, "
+                            "and one thread keeps both runs bitwise reproducible; with more, "
+                            "deterministic algorithms are switched on, which costs time)")
+    _add_distillation_options(parser)
+    output = parser.add_argument_group("output")
+    output.add_argument("--out", type=Path, default=Path(defaults.out) if defaults.out else None,
+                        help="folder for the parity plot PNG" + (" (default: %(default)s)" if defaults.out else " (default: no plot)"))
+    output.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
+
+
+def add_external_arguments(parser: argparse.ArgumentParser, defaults: ExperimentDefaults) -> None:
+    """Options of experiments trained by a predictor library's own loop (the ALIGNN and
+    MEGNet examples); every one explained in ``--help``."""
+    data = parser.add_argument_group("data")
+    _add_table_options(data, "'material_id', 'cif'", "the table")
+    data.add_argument("--split-json", type=Path, default=None,
+                      help="official split as {'train'|'val'|'test': {material_id: value}}, e.g. "
+                           "../shared/data/mp2018_megnet_e_form_split.json.gz (MP 2018.6.1); rows of --data "
+                           "whose id is in a part go to that part (its value replaces the table's target), "
+                           "in file order (default: a seeded random split of the table)")
+    data.add_argument("--train-size", type=int, default=defaults.train_size,
+                      help="training crystals (default: %(default)s)")
+    data.add_argument("--val-size", type=int, default=defaults.val_size,
+                      help="validation crystals (default: %(default)s)")
+    data.add_argument("--test-size", type=int, default=defaults.test_size, help="test crystals (default: %(default)s)")
+    data.add_argument("--split-seed", type=int, default=0,
+                      help="seed of the random split when no --split-json is given (default: %(default)s)")
+    train = parser.add_argument_group("training (identical for both runs)")
+    _add_budget_options(train, defaults, "learning rate")
+    train.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: %(default)s)")
+    _add_distillation_options(parser)
+    output = parser.add_argument_group("output")
+    output.add_argument("--workdir", type=Path, default=None,
+                        help="folder for the libraries' own outputs (checkpoints, logs; default: a temporary folder)")
+    output.add_argument("--out", type=Path, default=None, help="folder for the parity plot PNG (default: no plot)")
+    output.add_argument("--quiet", action="store_true", help="less progress output")
+
+
+@dataclass(frozen=True)
+class ModelOption:
+    """One architecture option of an example: ``--flag`` with a typed default and help."""
+
+    flag: str
+    default: int | float
+    help: str
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, title: str, options: Sequence[ModelOption]) -> None:
+    """An argument group ``title`` with one option per :class:`ModelOption` (the type is
+    that of its default)."""
+    group = parser.add_argument_group(title)
+    for option in options:
+        group.add_argument(option.flag, type=type(option.default), default=option.default,
+                           help=f"{option.help} (default: %(default)s)")

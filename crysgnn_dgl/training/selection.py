@@ -1,0 +1,95 @@
+"""Labelled crystals for experiments trained by a predictor library's own loop: rows of a
+table chosen by a seeded random split or by an official split file, parsed to pymatgen
+structures (unreadable rows skipped and listed)."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from .options import bundled_demo_table
+from .splits import Split, split_indices
+
+
+@dataclass
+class LabelledStructures:
+    """The selected crystals (pymatgen structures) with targets and their split."""
+
+    structures: list[Any]
+    targets: torch.Tensor
+    ids: list[str]
+    split: Split
+    source: str
+    skipped: list[tuple[str, str]]
+
+    def part(self, name: str) -> tuple[list[Any], list[float]]:
+        """Structures and targets of the ``train``, ``val`` or ``test`` part."""
+        indices = getattr(self.split, name)
+        return [self.structures[i] for i in indices], [float(self.targets[i]) for i in indices]
+
+
+def read_split(path: Path) -> dict[str, dict[str, float]]:
+    """An official split file (JSON, optionally gzipped): ``{part: {material_id: value}}``."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as handle:
+        raw = json.load(handle)
+    missing = {"train", "val", "test"} - set(raw)
+    if missing:
+        raise ValueError(f"{path}: split file lacks part(s) {sorted(missing)}; expected train, val, test")
+    return {part: {str(k): float(v) for k, v in raw[part].items()} for part in ("train", "val", "test")}
+
+
+def select_structures(args: argparse.Namespace) -> LabelledStructures:
+    """Read the table, choose train/val/test rows, parse only their CIFs (unreadable ones
+    are skipped and listed; the part is refilled from the following rows)."""
+    from pymatgen.core import Structure
+
+    path = args.data if args.data is not None else bundled_demo_table()
+    frame = pd.read_csv(path)
+    for column in ("cif", args.target) if args.split_json is None else ("cif", "material_id"):
+        if column not in frame.columns:
+            raise ValueError(f"{path}: no column {column!r}; columns are {list(frame.columns)}")
+    ids = frame["material_id"].astype(str).tolist() if "material_id" in frame.columns else [f"row {i}" for i in range(len(frame))]
+    sizes = {"train": args.train_size, "val": args.val_size, "test": args.test_size}
+    if args.split_json is not None:
+        official = read_split(args.split_json)
+        row_of = {sid: i for i, sid in enumerate(ids)}
+        candidates = {part: [(row_of[sid], value) for sid, value in values.items() if sid in row_of]
+                      for part, values in official.items()}
+        source = f"{path} with the split of {args.split_json}"
+    else:
+        values = pd.to_numeric(frame[args.target], errors="coerce").to_numpy(dtype=float)
+        split = split_indices(len(frame), 0.1, 0.1, args.split_seed)
+        candidates = {part: [(i, values[i]) for i in getattr(split, part)] for part in ("train", "val", "test")}
+        source = f"{path} [{args.target}], random split (seed {args.split_seed})"
+    structures, targets, chosen_ids, skipped = [], [], [], []
+    parts: dict[str, list[int]] = {}
+    for part in ("train", "val", "test"):
+        parts[part] = []
+        for row, value in candidates[part]:
+            if len(parts[part]) >= sizes[part]:
+                break
+            if not math.isfinite(value):
+                skipped.append((ids[row], f"target is not a finite number ({value})"))
+                continue
+            try:
+                structure = Structure.from_str(frame["cif"].iloc[row], fmt="cif")
+            except Exception as error:  # noqa: BLE001 - any unreadable CIF is skipped and reported
+                skipped.append((ids[row], f"unreadable CIF: {error}"))
+                continue
+            parts[part].append(len(structures))
+            structures.append(structure)
+            targets.append(value)
+            chosen_ids.append(ids[row])
+        if not parts[part] and part != "val":
+            raise ValueError(f"{source}: no usable crystals for the {part} part")
+    split = Split(train=parts["train"], val=parts["val"], test=parts["test"])
+    return LabelledStructures(structures, torch.tensor(targets, dtype=torch.float32), chosen_ids, split, source, skipped)
