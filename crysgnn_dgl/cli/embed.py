@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .structure_inputs import add_source_arguments, open_sources
+
 NAME = "embed"
 HELP = (
     "Embed structures with a CrysGNN teacher (default: the bundled one); writes per-atom and "
@@ -17,24 +19,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help="CIF folders/files, CSV(.xz), JSON(.gz), ASE .db")
     parser.add_argument("--out", required=True, help="output .npz")
     parser.add_argument("--checkpoint", help="teacher checkpoint (default: the bundled teacher)")
-    parser.add_argument("--cif-column", default="cif")
-    parser.add_argument("--id-column")
-    parser.add_argument("--limit", type=int, help="at most this many structures per input")
+    add_source_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..embedding import embed_sources
-    from ..pretrain.sources import open_source
     from ..teacher import load_teacher
 
     teacher = load_teacher(args.checkpoint, device=args.device)
-    sources = [
-        open_source(p, cif_column=args.cif_column, id_column=args.id_column, limit=args.limit)
-        for p in args.inputs
-    ]
-    result = embed_sources(teacher, sources, batch_size=args.batch_size)
+    result = embed_sources(teacher, open_sources(args), batch_size=args.batch_size)
     out = result.save(args.out)
     print(f"embedded {len(result.ids)} structure(s) ({result.atom_embeddings.shape[0]} atoms) -> {out}")
     if result.skipped:

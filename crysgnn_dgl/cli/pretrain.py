@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .structure_inputs import add_source_arguments, open_sources
+
 NAME = "pretrain"
 HELP = (
     "Pre-train CrysGNN on unlabeled crystals (CIF folders, CSV(.xz) with a CIF column, "
@@ -16,9 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="run folder (checkpoints, logs, history)")
     parser.add_argument("--cache", help="graph cache folder (default: <out>/cache)")
     data = parser.add_argument_group("inputs and cache")
-    data.add_argument("--cif-column", default="cif", help="CIF column of CSV inputs")
-    data.add_argument("--id-column", help="id column of CSV inputs (default: material_id if present)")
-    data.add_argument("--limit", type=int, help="read at most this many structures per input")
+    add_source_arguments(data)
     data.add_argument("--cache-workers", type=int, default=1, help="processes building the cache")
     data.add_argument("--shard-size", type=int, default=1000, help="structures per cache shard")
     data.add_argument("--keep-duplicates", action="store_true", help="do not de-duplicate structures")
@@ -57,12 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from ..pretrain.objectives import ObjectiveSettings
     from ..pretrain.runner import run_pretraining
     from ..pretrain.settings import OptimizerSettings, TrainingSettings
-    from ..pretrain.sources import open_source
 
-    sources = [
-        open_source(path, cif_column=args.cif_column, id_column=args.id_column, limit=args.limit)
-        for path in args.inputs
-    ]
+    sources = open_sources(args)
     objectives = ObjectiveSettings(
         feature_weight=args.feature_weight,
         connectivity_weight=args.connectivity_weight,
