@@ -3,6 +3,7 @@ module with the original CGCNN call signature and layer names."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from torch import nn
 
 from crysgnn_dgl import CrysGNN, GraphSettings, ModelSettings, build_graph, load_teacher, save_checkpoint
 from crysgnn_dgl.backend import dgl
+from crysgnn_dgl.distill import HEAD_NAME
 from crysgnn_dgl.graph.gaussian import GaussianExpansion
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -141,6 +143,33 @@ class Capture:
 
     def remove(self):
         self.handle.remove()
+
+
+def explicit_gradients(
+    module: nn.Module,
+    hook,
+    capture: Callable[[], Capture],
+    loss: Callable[[], torch.Tensor],
+    target: torch.Tensor,
+    counts: list[int],
+    kd_weight: float = 1.0,
+    head_prefix: str = HEAD_NAME,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Remove ``hook`` and compute, by hand, the gradients of ``loss() + kd_weight · KD``
+    (KD from :func:`reference_kd` on the student rows ``capture()`` records). Returns the
+    gradients of ``module`` and of the hook's head (named ``<head_prefix>.<param>``) and
+    the KD value."""
+    head = hook.head
+    hook.remove()
+    module.zero_grad()
+    head.zero_grad()
+    captured = capture()
+    value = loss()
+    kd = reference_kd(captured.value, head, target, counts)
+    (value + kd_weight * kd).backward()
+    reference = parameter_grads(module)
+    reference.update({f"{head_prefix}.{n}": p.grad.clone() for n, p in head.named_parameters()})
+    return reference, kd
 
 
 def assert_same_grads(first: dict, second: dict, atol: float = 1e-6) -> None:

@@ -169,3 +169,12 @@ def atom_init_table():
 def shell_gap():
     """:func:`twelfth_neighbour_gap` as a fixture."""
     return twelfth_neighbour_gap
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    """A randomly initialised CrysGNN teacher (real model, seed 0), one per test module,
+    for the distillation tests."""
+    from _distill_fixtures import random_teacher
+
+    return random_teacher(tmp_path_factory.mktemp("teacher"))

@@ -25,21 +25,15 @@ from crysgnn_dgl.distill import HEAD_NAME  # noqa: E402
 from _distill_fixtures import (  # noqa: E402
     Capture,
     assert_same_grads,
+    explicit_gradients,
     mp_rows,
     parameter_grads,
-    random_teacher,
-    reference_kd,
     teacher_rows,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore:Issues encountered while parsing CIF")
 TINY = dict(alignn_layers=1, gcn_layers=1, hidden_features=16, embedding_features=16,
             edge_input_features=16, triplet_input_features=8, atom_input_features=92)
-
-
-@pytest.fixture(scope="module")
-def teacher(tmp_path_factory):
-    return random_teacher(tmp_path_factory.mktemp("teacher"))
 
 
 @pytest.fixture(scope="module")
@@ -93,17 +87,10 @@ def test_l1_gradients_equal_loss_plus_lambda_kd(teacher, alignn_data, atomwise):
     assert hook.adapter.name == "alignn"
     nn.L1Loss()(prediction(), y).backward()
     injected = parameter_grads(model)
-
-    head = hook.head
-    hook.remove()
-    model.zero_grad()
-    head.zero_grad()
-    capture = Capture(model.gcn_layers[-1], index=0)
-    loss = nn.L1Loss()(prediction(), y)
-    kd = reference_kd(capture.value, head, teacher_rows(teacher, structures[:6]), g.batch_num_nodes().tolist())
-    (loss + kd).backward()
-    reference = parameter_grads(model)
-    reference.update({f"{HEAD_NAME}.{n}": p.grad.clone() for n, p in head.named_parameters()})
+    reference, _ = explicit_gradients(
+        model, hook, lambda: Capture(model.gcn_layers[-1], index=0), lambda: nn.L1Loss()(prediction(), y),
+        teacher_rows(teacher, structures[:6]), g.batch_num_nodes().tolist(),
+    )
     assert_same_grads(injected, reference)
 
 

@@ -25,20 +25,14 @@ from crysgnn_dgl.distill import HEAD_NAME  # noqa: E402
 from _distill_fixtures import (  # noqa: E402
     Capture,
     assert_same_grads,
-    mp_structures,
+    explicit_gradients,
     mp_rows,
+    mp_structures,
     parameter_grads,
-    random_teacher,
-    reference_kd,
     teacher_rows,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore")
-
-
-@pytest.fixture(scope="module")
-def teacher(tmp_path_factory):
-    return random_teacher(tmp_path_factory.mktemp("teacher"))
 
 
 @pytest.fixture(scope="module")
@@ -69,19 +63,12 @@ def test_mse_gradients_equal_loss_plus_lambda_kd(teacher, megnet_data):
     results, _ = module.step(batch)
     results["Total_Loss"].backward()
     injected = parameter_grads(module)
-
-    head = hook.head
-    hook.remove()
-    module.zero_grad()
-    head.zero_grad()
-    capture = Capture(module.model.blocks[-1], index=1)
-    batch = collate_fn_graph([dataset[i] for i in range(6)])
-    loss = module.step(batch)[0]["Total_Loss"]
     counts = batch[0].batch_num_nodes().tolist()
-    kd = reference_kd(capture.value, head, teacher_rows(teacher, structures[:6]), counts)
-    (loss + kd).backward()
-    reference = parameter_grads(module)
-    reference.update({f"model.{HEAD_NAME}.{n}": p.grad.clone() for n, p in head.named_parameters()})
+    reference, _ = explicit_gradients(
+        module, hook, lambda: Capture(module.model.blocks[-1], index=1),
+        lambda: module.step(collate_fn_graph([dataset[i] for i in range(6)]))[0]["Total_Loss"],
+        teacher_rows(teacher, structures[:6]), counts, head_prefix=f"model.{HEAD_NAME}",
+    )
     assert_same_grads(injected, reference)
 
 

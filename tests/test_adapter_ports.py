@@ -10,26 +10,19 @@ import torch.nn.functional as F
 from crysgnn_dgl import GraphSettings, attach_teacher, build_graph
 from crysgnn_dgl.adapters.base import AdapterError
 from crysgnn_dgl.backend import dgl
-from crysgnn_dgl.distill import HEAD_NAME
 from crysgnn_dgl.models.cgcnn import CGCNN, CGCNNSettings
 from crysgnn_dgl.models.gatgnn import GATGNN, GATGNNSettings
 
 from _distill_fixtures import (
     Capture,
     assert_same_grads,
+    explicit_gradients,
     mp_structures,
     parameter_grads,
-    random_teacher,
-    reference_kd,
     teacher_rows,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore:Issues encountered while parsing CIF")
-
-
-@pytest.fixture(scope="module")
-def teacher(tmp_path_factory):
-    return random_teacher(tmp_path_factory.mktemp("teacher"))
 
 
 @pytest.fixture(scope="module")
@@ -60,16 +53,10 @@ def test_mse_gradients_equal_loss_plus_lambda_kd(teacher, crystals, make, name, 
     assert hook.adapter.name == name
     F.mse_loss(model(graph), y).backward()
     injected = parameter_grads(model)
-    head = hook.head
-    hook.remove()
-    model.zero_grad()
-    head.zero_grad()
-    capture = point(model)
-    loss = F.mse_loss(model(graph), y)
-    kd = reference_kd(capture.value, head, teacher_rows(teacher, structures), graph.batch_num_nodes().tolist())
-    (loss + kd).backward()
-    reference = parameter_grads(model)
-    reference.update({f"{HEAD_NAME}.{n}": p.grad.clone() for n, p in head.named_parameters()})
+    reference, _ = explicit_gradients(
+        model, hook, lambda: point(model), lambda: F.mse_loss(model(graph), y),
+        teacher_rows(teacher, structures), graph.batch_num_nodes().tolist(),
+    )
     assert_same_grads(injected, reference)
 
 

@@ -23,11 +23,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Issues encountered while parsing
 
 
 @pytest.fixture(scope="module")
-def teacher(tmp_path_factory):
-    return random_teacher(tmp_path_factory.mktemp("teacher"))
-
-
-@pytest.fixture(scope="module")
 def structures():
     return mp_structures(6)
 

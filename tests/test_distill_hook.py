@@ -17,20 +17,14 @@ from _distill_fixtures import (
     Capture,
     OriginalSignatureCGCNN,
     assert_same_grads,
+    explicit_gradients,
     mp_structures,
     original_cgcnn_batch,
     parameter_grads,
-    random_teacher,
-    reference_kd,
     teacher_rows,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore:Issues encountered while parsing CIF")
-
-
-@pytest.fixture(scope="module")
-def teacher(tmp_path_factory):
-    return random_teacher(tmp_path_factory.mktemp("teacher"))
 
 
 @pytest.fixture(scope="module")
@@ -56,17 +50,10 @@ def test_backward_injection_equals_explicit_loss_plus_lambda_kd(teacher, crystal
     injected = parameter_grads(model)
     assert any(name.startswith(HEAD_NAME) for name in injected)
 
-    head = hook.head
-    hook.remove()
-    model.zero_grad()
-    head.zero_grad()
-    capture = Capture(model.convs[-1])
-    loss = F.mse_loss(model(*batch), y)
-    counts = [len(c) for c in batch[3]]
-    kd = reference_kd(capture.value, head, teacher_rows(teacher, structures), counts)
-    (loss + 3.0 * kd).backward()
-    reference = parameter_grads(model)
-    reference.update({f"{HEAD_NAME}.{n}": p.grad.clone() for n, p in head.named_parameters()})
+    reference, kd = explicit_gradients(
+        model, hook, lambda: Capture(model.convs[-1]), lambda: F.mse_loss(model(*batch), y),
+        teacher_rows(teacher, structures), [len(c) for c in batch[3]], kd_weight=3.0,
+    )
     assert_same_grads(injected, reference)
     assert hook.last_kd == pytest.approx(float(kd.detach()), rel=1e-9)
 
