@@ -124,6 +124,22 @@ def randomise_running_stats(model: torch.nn.Module, seed: int = 0) -> None:
             module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
 
 
+def batched_graph(structures: list[tuple[str, Structure]]):
+    """One DGL batch of the package's graphs of ``(id, structure)`` pairs."""
+    from crysgnn_dgl import build_graph
+    from crysgnn_dgl.backend import dgl
+
+    return dgl.batch([build_graph(s, structure_id=sid) for sid, s in structures])
+
+
+def permuted_largest(structures: list[tuple[str, Structure]], seed: int = 0) -> tuple[str, Structure, list[int], Structure]:
+    """The largest of ``(id, structure)`` pairs, a seeded site order, and the structure
+    with its sites in that order."""
+    sid, structure = max(structures, key=lambda item: len(item[1]))
+    order = torch.randperm(len(structure), generator=torch.Generator().manual_seed(seed)).tolist()
+    return sid, structure, order, type(structure).from_sites([structure[i] for i in order])
+
+
 def teacher_checkpoint(folder: Path) -> Path:
     """The bundled teacher when the package ships one, else a freshly initialised CrysGNN
     checkpoint written to ``folder`` (real model, untrained weights)."""

@@ -9,12 +9,13 @@ import torch.nn.functional as F
 from _predictor_fixtures import (
     single_thread,  # noqa: F401
     batch_norm,
+    batched_graph,
     original_batch,
+    permuted_largest,
     randomise_running_stats,
     untied_structures,
 )
 from crysgnn_dgl import build_graph
-from crysgnn_dgl.backend import dgl
 from crysgnn_dgl.models.cgcnn import CGCNN, CGCNNSettings
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -45,10 +46,6 @@ def dense_cgcnn(model: CGCNN, batch: dict, training: bool) -> tuple[torch.Tensor
     return out, atom
 
 
-def crysgnn_batch(structures) -> dgl.DGLGraph:
-    return dgl.batch([build_graph(s, structure_id=sid) for sid, s in structures])
-
-
 @pytest.fixture(scope="module")
 def structures():
     return untied_structures(6)
@@ -60,7 +57,7 @@ def test_forward_matches_dense_original(structures, training):
     model = CGCNN()
     randomise_running_stats(model)
     model.train(training)
-    graph = crysgnn_batch(structures)
+    graph = batched_graph(structures)
     captured = {}
     model.convs[-1].register_forward_hook(lambda mod, args, out: captured.setdefault("atom", out))
     with torch.no_grad():
@@ -77,7 +74,7 @@ def test_classification_with_hidden_layers_matches_dense_original(structures):
     model = CGCNN(CGCNNSettings(classification=True, n_h=3, atom_fea_len=32, n_conv=2))
     randomise_running_stats(model, seed=1)
     model.eval()
-    graph = crysgnn_batch(structures)
+    graph = batched_graph(structures)
     with torch.no_grad():
         ours = model(graph)
         reference, _ = dense_cgcnn(model, original_batch([s for _, s in structures]), False)
@@ -102,7 +99,7 @@ def test_gradients_reach_every_parameter(structures):
     torch.manual_seed(2)
     model = CGCNN(CGCNNSettings(n_h=2))
     model.train()
-    prediction = model(crysgnn_batch(structures))
+    prediction = model(batched_graph(structures))
     (prediction**2).mean().backward()
     for name, parameter in model.named_parameters():
         assert parameter.grad is not None, name
@@ -115,10 +112,8 @@ def test_prediction_invariant_to_atom_order(structures):
     model = CGCNN()
     randomise_running_stats(model)
     model.eval()
-    sid, structure = max(structures, key=lambda item: len(item[1]))
+    sid, structure, order, permuted = permuted_largest(structures)
     assert len(structure) > 2
-    order = torch.randperm(len(structure), generator=torch.Generator().manual_seed(0)).tolist()
-    permuted = type(structure).from_sites([structure[i] for i in order])
     with torch.no_grad():
         original = model(build_graph(structure, structure_id=sid))
         shuffled = model(build_graph(permuted, structure_id=sid + " permuted"))
@@ -133,7 +128,7 @@ def test_batch_equals_single_crystals_in_eval(structures):
     randomise_running_stats(model)
     model.eval()
     with torch.no_grad():
-        batched = model(crysgnn_batch(structures))
+        batched = model(batched_graph(structures))
         singles = torch.cat([model(build_graph(s, structure_id=sid)) for sid, s in structures])
     torch.testing.assert_close(batched, singles, rtol=1e-5, atol=1e-5)
 

@@ -9,7 +9,9 @@ import torch.nn.functional as F
 from _predictor_fixtures import (
     single_thread,  # noqa: F401
     batch_norm,
+    batched_graph,
     original_batch,
+    permuted_largest,
     randomise_running_stats,
     untied_structures,
 )
@@ -63,10 +65,6 @@ def dense_gatgnn(model: GATGNN, batch: dict, compositions: torch.Tensor, trainin
 @pytest.fixture(scope="module")
 def structures():
     return untied_structures(6)
-
-
-def batched_graph(structures):
-    return dgl.batch([build_graph(s, structure_id=sid) for sid, s in structures])
 
 
 @pytest.mark.parametrize("training", [True, False])
@@ -145,9 +143,7 @@ def test_prediction_invariant_to_atom_order(structures):
     model = GATGNN()
     randomise_running_stats(model)
     model.eval()
-    sid, structure = max(structures, key=lambda item: len(item[1]))
-    order = torch.randperm(len(structure), generator=torch.Generator().manual_seed(0)).tolist()
-    permuted = type(structure).from_sites([structure[i] for i in order])
+    sid, structure, order, permuted = permuted_largest(structures)
     with torch.no_grad():
         original = model(build_graph(structure, structure_id=sid))
         shuffled = model(build_graph(permuted, structure_id=sid))
