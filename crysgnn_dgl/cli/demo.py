@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..training.experiment import run_experiment
 from ..training.options import ExperimentDefaults, add_experiment_arguments
 
 NAME = "demo"
@@ -28,5 +27,7 @@ def cgcnn_factory():
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..training.experiment import run_experiment
+
     run_experiment(args, cgcnn_factory, "CGCNN", adapter="cgcnn")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .structure_inputs import add_source_arguments, open_sources
 
@@ -54,6 +55,15 @@ def _devices(value: str) -> int | str:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        import lightning  # noqa: F401
+    except ImportError:
+        print(
+            "crysgnn-dgl pretrain trains with PyTorch Lightning, which is not installed: "
+            "pip install 'crysgnn_dgl[pretrain]'",
+            file=sys.stderr,
+        )
+        return 2
     from ..pretrain.objectives import ObjectiveSettings
     from ..pretrain.runner import run_pretraining
     from ..pretrain.settings import OptimizerSettings, TrainingSettings

@@ -1,11 +1,31 @@
-"""Training predictors on crystal graphs: datasets, splits, a plain loop, comparisons."""
+"""Training predictors on crystal graphs: datasets, splits, a plain loop, comparisons.
 
-from .compare import Comparison, ComparisonSettings, compare_distillation, deterministic_algorithms
-from .dataset import CrystalGraphDataset, collate_graphs
-from .loop import TrainingResult, TrainingSettings, predict, train_predictor
-from .normalizer import TargetNormalizer
-from .parity import parity_plot
-from .splits import Split, split_indices, subset
+Public names load on first use, so that command-line parsers can import the option
+definitions in :mod:`crysgnn_dgl.training.options` without importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_PUBLIC = {
+    "Comparison": "compare",
+    "ComparisonSettings": "compare",
+    "compare_distillation": "compare",
+    "deterministic_algorithms": "compare",
+    "CrystalGraphDataset": "dataset",
+    "collate_graphs": "dataset",
+    "TrainingResult": "loop",
+    "TrainingSettings": "loop",
+    "predict": "loop",
+    "train_predictor": "loop",
+    "TargetNormalizer": "normalizer",
+    "parity_plot": "parity",
+    "Split": "splits",
+    "split_indices": "splits",
+    "subset": "splits",
+}
 
 __all__ = [
     "Comparison",
@@ -24,3 +44,12 @@ __all__ = [
     "subset",
     "train_predictor",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'crysgnn_dgl.training' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"crysgnn_dgl.training.{module}"), name)
+    globals()[name] = value
+    return value
