@@ -22,8 +22,13 @@ class Report:
 
     def __init__(self, name: str):
         self.path = RESULTS / name
-        command = "/tmp/venv0/bin/python " + " ".join(shlex.quote(a) for a in sys.argv)
-        self.lines = [f"$ cd {REPO} && {command}", ""]
+        script = Path(sys.argv[0]).resolve()
+        try:
+            script = script.relative_to(REPO)
+        except ValueError:
+            pass
+        arguments = " ".join(shlex.quote(a) for a in sys.argv[1:])
+        self.lines = [f"$ python {script} {arguments}".rstrip(), ""]
 
     def __call__(self, line: str = "") -> None:
         print(line, flush=True)
