@@ -15,6 +15,7 @@ from .backend import dgl
 from .checkpoint import Checkpoint, CheckpointError, model_from_checkpoint
 from .config import GraphSettings, ModelSettings
 from .graph.builder import build_graph
+from .graph.consistency import require_settings
 from .models.crysgnn import CrysGNN
 
 DEFAULT_TEACHER_FILE = "crysgnn_default_teacher.pt"
@@ -91,10 +92,17 @@ class FrozenTeacher:
         return self
 
     @torch.no_grad()
-    def embed(self, graph: dgl.DGLGraph) -> torch.Tensor:
-        """Per-atom embeddings ``(N_atoms, 64)`` of a (batched) graph, in node order."""
+    def embed(self, graph: dgl.DGLGraph, normalized: bool = True) -> torch.Tensor:
+        """Per-atom embeddings ``(N_atoms, 64)`` of a (batched) graph, in node order:
+        L2-normalised (the distillation target), or before that normalisation.
+
+        Raises :class:`~crysgnn_dgl.graph.consistency.GraphSettingsMismatch` when the graph
+        visibly was built with other featuriser settings (neighbour slots, radius, padding,
+        edge-feature width) than :attr:`graph_settings`."""
+        require_settings(graph, self.graph_settings, "the teacher")
         _stay_in_eval(self._model)  # even if a submodule was switched by hand
-        return self._model.embed(graph.to(self.device))
+        graph = graph.to(self.device)
+        return self._model.embed(graph) if normalized else self._model.encode(graph)
 
     def embed_structures(self, items: Iterable[Any], ids: Iterable[str] | None = None) -> list[torch.Tensor]:
         """Per-atom embeddings of each structure (any input :func:`build_graph` accepts)."""

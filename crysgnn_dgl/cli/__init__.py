@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("doctor", "pretrain", "embed", "demo")
+COMMAND_MODULES = ("doctor", "pretrain", "embed", "demo", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

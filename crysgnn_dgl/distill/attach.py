@@ -69,7 +69,7 @@ def attach_teacher(
     delta: float = 0.5,
     projection: str = "linear",
     cache: bool | str | os.PathLike | EmbeddingCache | None = True,
-    normalize: bool = True,
+    normalize: bool | None = None,
     mode: str = "backward",
     mlp_hidden: int = 128,
     grad_scaler: Any = None,
@@ -97,17 +97,19 @@ def attach_teacher(
         adapter: ``"auto"``, a name (``alignn``, ``megnet``, ``cgcnn``,
             ``cgcnn_original``, ``gatgnn``) or an Adapter instance.
         delta: ``δ`` in ``(0, 1]``.
-        projection: ``"linear"`` or ``"mlp"`` head (registered on the model as
-            ``crysgnn_distill_head``; created lazily if the width is unknown).
+        projection: ``"linear"``, ``"mlp"`` or ``"identity"`` head (registered on the
+            model as ``crysgnn_distill_head``; created lazily if the width is unknown).
         cache: ``True`` (in memory), a file path (SQLite, shareable between runs),
             an :class:`EmbeddingCache`, or ``False``/``None``.
-        normalize: L2-normalise projected student embeddings (the teacher's are).
+        normalize: L2-normalise projected student embeddings (``None``: when the targets
+            are L2-normalised, as the teacher's are by default).
         mode: ``"backward"`` (KD enters through ``loss.backward()``) or ``"explicit"``
             (add ``hook.kd_loss()`` yourself).
         mlp_hidden: hidden width of the MLP head.
         grad_scaler: the ``GradScaler`` the loop scales its loss with, if any (the
             matgl/Lightning adapter finds Lightning's own).
-        settings: a :class:`DistillSettings` replacing ``delta`` … ``mlp_hidden``.
+        settings: a :class:`DistillSettings` replacing ``delta`` … ``mlp_hidden`` (and
+            giving the target normalisation, KD loss and controls; see its fields).
     """
     settings = settings or DistillSettings(
         delta=delta, projection=projection, mlp_hidden=mlp_hidden, normalize=normalize, mode=mode

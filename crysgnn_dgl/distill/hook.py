@@ -43,6 +43,7 @@ from torch import nn
 from .cache import EmbeddingCache
 from .injection import StepState, inject
 from .keys import teacher_fingerprint
+from .objective import TargetStatistics, per_atom_loss, shuffled_rows
 from .projection import make_projection
 from .settings import DistillSettings
 from .targets import CrystalBatch, teacher_targets
@@ -82,7 +83,14 @@ class DistillHook:
             raise RuntimeError(f"{type(self.student).__name__} already has a teacher attached")
         self.teacher_calls = 0
         self.teacher_crystals = 0
-        self._salt = teacher_fingerprint(teacher._model.state_dict(), teacher.graph_settings.to_dict())
+        # raw (pre-normalisation) rows are other values than the normalised ones: another salt
+        target_kind = {"target": "raw"} if settings.target_norm == "none" else {}
+        self._salt = teacher_fingerprint(
+            teacher._model.state_dict(), {**teacher.graph_settings.to_dict(), **target_kind}
+        )
+        self.target_statistics = TargetStatistics()
+        self._shuffle = torch.Generator().manual_seed(settings.shuffle_seed)
+        self.kd_scale = 1.0
         self._step: StepState | None = None
         self._batch: CrystalBatch | None = None
         self._layer_ran = False
@@ -113,8 +121,34 @@ class DistillHook:
     # ----------------------------------------------------------------- public API
     @property
     def kd_weight(self) -> float:
-        """``λ = (1 − δ) / δ``."""
-        return self.settings.kd_weight
+        """``λ = (1 − δ) / δ``, times :attr:`kd_scale` (1 unless a schedule changes it)."""
+        return self.settings.kd_weight * self.kd_scale
+
+    @torch.no_grad()
+    def warm(self, batches: Any) -> int:
+        """Embed every crystal of ``batches`` with the teacher before training.
+
+        ``batches`` yields the student's forward inputs, each a tuple of positional
+        arguments (a one-element tuple for a model called as ``model(graph)``), e.g. the
+        training loader without its targets. Fills the cache (so that the first epoch is
+        warm) and, with ``target_norm="standardize"``, fixes the per-dimension statistics
+        of the targets from these crystals. Returns the number of crystals seen.
+        """
+        seen = 0
+        statistics = TargetStatistics()
+        for args in batches:
+            args = args if isinstance(args, tuple) else (args,)
+            batch = self.adapter.crystal_batch(self.student, args, {}, self.teacher)
+            rows, embedded = teacher_targets(
+                batch, int(sum(batch.counts)), self._embed, self.cache, self._salt, torch.device("cpu")
+            )
+            self.teacher_crystals += embedded
+            statistics.update(rows)
+            seen += len(batch.counts)
+        if self.settings.target_norm == "standardize":
+            statistics.finish()
+            self.target_statistics = statistics
+        return seen
 
     @property
     def kd_mean(self) -> float | None:
@@ -230,6 +264,8 @@ class DistillHook:
         self.teacher_crystals += embedded
         self.last_batch_size = len(batch.counts)
         self._warn_amp(hooked)
+        if self.settings.shuffle_targets:
+            target = shuffled_rows(target, self._shuffle)
         kd = self._kd(hooked, target, batch)
         self._step = StepState(kd=kd, weight=self.kd_weight, scale=self._scale, on_inject=self._record)
         if self.settings.mode == "explicit":
@@ -238,14 +274,26 @@ class DistillHook:
 
     def _embed(self, graph) -> torch.Tensor:
         self.teacher_calls += 1
-        return self.teacher.embed(graph)
+        return self.teacher.embed(graph, normalized=self.settings.target_norm != "none")
 
     def _kd(self, hooked: torch.Tensor, target: torch.Tensor, batch: CrystalBatch) -> torch.Tensor:
         projected = self.head(hooked)
+        if projected.shape[1] != target.shape[1]:
+            raise RuntimeError(
+                f"the projection head gives {projected.shape[1]} features per atom, the teacher "
+                f"{target.shape[1]}: projection 'identity' needs equal widths"
+            )
         target = target.to(projected.dtype)
-        if self.settings.normalize:
+        if self.settings.target_norm == "standardize":
+            if not self.target_statistics.ready:
+                raise RuntimeError(
+                    "target_norm='standardize' needs the teacher statistics of the training "
+                    "crystals: call hook.warm(batches) before training"
+                )
+            target = self.target_statistics.apply(target)
+        if self.settings.normalize_student:
             projected = F.normalize(projected, p=2, dim=1)
-        per_atom = (projected - target).pow(2).mean(dim=1)
+        per_atom = per_atom_loss(projected, target, self.settings.loss)
         # mean over crystals of the mean over each crystal's atoms, as one weighted sum
         counts = np.asarray(batch.counts, dtype=np.float64)
         weights = np.repeat(1.0 / (np.maximum(counts, 1.0) * len(counts)), counts.astype(np.int64))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from ..config import SettingsBase
 
-PROJECTIONS = ("linear", "mlp")
+PROJECTIONS = ("identity", "linear", "mlp")
 MODES = ("backward", "explicit")
+TARGET_NORMS = ("l2", "none", "standardize")
+KD_LOSSES = ("mse", "cosine")
 
 
 @dataclass(frozen=True)
@@ -20,21 +23,35 @@ class DistillSettings(SettingsBase):
 
     Attributes:
         delta: ``0 < δ ≤ 1``; ``δ = 1`` switches the KD term off (``λ = 0``).
-        projection: ``"linear"`` (default) or ``"mlp"`` head from the student's width to
-            the teacher's.
+        projection: ``"linear"`` (default), ``"mlp"``, or ``"identity"`` (no head; the
+            student's width must equal the teacher's, as in the released CrysGNN code).
         mlp_hidden: hidden width of the MLP head.
-        normalize: L2-normalise the projected student embeddings, like the teacher's.
+        normalize: L2-normalise the projected student embeddings; ``None`` (default): only
+            when the targets are L2-normalised (``target_norm="l2"``).
         mode: ``"backward"`` adds ``λ·KD`` through the backward pass of whatever loss the
             loop computes; ``"explicit"`` adds nothing by itself (use ``hook.kd_loss()``).
+        target_norm: the teacher targets: ``"l2"`` (the teacher's L2-normalised
+            embeddings), ``"none"`` (its embeddings before that normalisation) or
+            ``"standardize"`` (the L2-normalised embeddings standardised per dimension over
+            the crystals given to :meth:`DistillHook.warm`, which must run first).
+        loss: ``"mse"`` (mean squared difference per atom) or ``"cosine"`` (``1 − cos``).
+        shuffle_targets: a *control*, not a recipe: each training batch pairs the student's
+            atoms with the teacher rows of randomly permuted atoms of the same batch (the
+            target distribution is kept, the correspondence destroyed).
+        shuffle_seed: seed of those permutations (a generator of the hook's own).
         warn_after: training forwards after which a KD term that never reached a backward
             pass (or a head that never changes) triggers a warning.
     """
 
     delta: float = 0.5
-    projection: str = "linear"
+    projection: Literal["identity", "linear", "mlp"] = "linear"
     mlp_hidden: int = 128
-    normalize: bool = True
-    mode: str = "backward"
+    normalize: bool | None = None
+    mode: Literal["backward", "explicit"] = "backward"
+    target_norm: Literal["l2", "none", "standardize"] = "l2"
+    loss: Literal["mse", "cosine"] = "mse"
+    shuffle_targets: bool = False
+    shuffle_seed: int = 0
     warn_after: int = 8
 
     def __post_init__(self) -> None:
@@ -44,6 +61,24 @@ class DistillSettings(SettingsBase):
             raise ValueError(f"projection must be one of {PROJECTIONS}, got {self.projection!r}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.target_norm not in TARGET_NORMS:
+            raise ValueError(f"target_norm must be one of {TARGET_NORMS}, got {self.target_norm!r}")
+        if self.loss not in KD_LOSSES:
+            raise ValueError(f"loss must be one of {KD_LOSSES}, got {self.loss!r}")
+        if self.mlp_hidden < 1:
+            raise ValueError(f"mlp_hidden must be >= 1, got {self.mlp_hidden!r}")
+
+    @classmethod
+    def from_kd_weight(cls, kd_weight: float, **values) -> DistillSettings:
+        """Settings with ``λ = kd_weight`` (``δ = 1 / (1 + λ)``); ``λ = 0`` switches KD off."""
+        if not kd_weight >= 0:
+            raise ValueError(f"kd_weight must be >= 0, got {kd_weight!r}")
+        return cls(delta=1.0 / (1.0 + kd_weight), **values)
+
+    @property
+    def normalize_student(self) -> bool:
+        """Whether projected student embeddings are L2-normalised (see ``normalize``)."""
+        return self.target_norm == "l2" if self.normalize is None else self.normalize
 
     @property
     def kd_weight(self) -> float:

@@ -66,7 +66,11 @@ class CrysGNN(nn.Module):
         )
 
     def embed(self, graph: dgl.DGLGraph) -> torch.Tensor:
-        """Per-atom L2-normalised embeddings ``(N_atoms, hidden)`` in the graph's node order.
+        """Per-atom L2-normalised embeddings ``(N_atoms, hidden)`` in the graph's node order."""
+        return F.normalize(self.encode(graph), p=2, dim=1)
+
+    def encode(self, graph: dgl.DGLGraph) -> torch.Tensor:
+        """Per-atom output of the last convolution, before the L2 normalisation.
 
         Edge features are ``edata["edge_features"]`` when the graph carries them already
         expanded (e.g. CGCNN's ``nbr_fea``), else the Gaussian expansion of ``distance``.
@@ -78,7 +82,7 @@ class CrysGNN(nn.Module):
             edge = self.edge_expansion(graph.edata["distance"])
         for conv in self.convs:
             node = conv(graph, node, edge)
-        return F.normalize(node, p=2, dim=1)
+        return node
 
     def connectivity_log_probs(
         self, node_embedding: torch.Tensor, batch_num_nodes: torch.Tensor

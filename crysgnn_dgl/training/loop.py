@@ -1,7 +1,8 @@
 """A plain PyTorch training loop for crystal property predictors (CGCNN ``main.py`` style).
 
-MSE on normalised targets, a fixed number of epochs, validation MAE after each epoch,
-the best-validation weights restored for the final test. The loop only calls
+MSE on normalised targets, validation MAE after each epoch, a learning-rate schedule
+(step milestones, reduce-on-plateau or cosine), optional early stopping on validation
+MAE, the best-validation weights restored for the final test. The loop only calls
 ``model(graph)``, ``loss.backward()`` and ``optimizer.step()``; anything attached to the
 model that acts through the forward or backward pass takes part without the loop
 knowing about it.
@@ -13,6 +14,7 @@ import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -33,7 +35,14 @@ class TrainingSettings(SettingsBase):
         lr: learning rate.
         weight_decay: L2 penalty of the optimiser.
         optimizer: ``"Adam"`` or ``"SGD"`` (momentum 0.9, the original default).
-        lr_milestones: epochs at which the learning rate is multiplied by 0.1.
+        schedule: ``"multistep"`` (×0.1 at ``lr_milestones``; none: constant),
+            ``"plateau"`` (×``plateau_factor`` after ``plateau_patience`` epochs without a
+            better validation MAE, down to ``min_lr``) or ``"cosine"`` (to ``min_lr`` at
+            ``epochs``).
+        lr_milestones: epochs at which the learning rate is multiplied by 0.1 (multistep).
+        plateau_patience, plateau_factor, min_lr: see ``schedule``.
+        early_stopping: stop after this many epochs without a better validation MAE
+            (``None``: train all ``epochs``).
         seed: seed of the shuffling order (the model's initial weights are the caller's).
     """
 
@@ -41,8 +50,13 @@ class TrainingSettings(SettingsBase):
     batch_size: int = 64
     lr: float = 0.01
     weight_decay: float = 0.0
-    optimizer: str = "Adam"
+    optimizer: Literal["Adam", "SGD"] = "Adam"
+    schedule: Literal["multistep", "plateau", "cosine"] = "multistep"
     lr_milestones: tuple[int, ...] = ()
+    plateau_patience: int = 5
+    plateau_factor: float = 0.5
+    min_lr: float = 1e-5
+    early_stopping: int | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -50,6 +64,12 @@ class TrainingSettings(SettingsBase):
             raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
         if self.optimizer not in ("Adam", "SGD"):
             raise ValueError(f"optimizer must be 'Adam' or 'SGD', not {self.optimizer!r}")
+        if self.schedule not in ("multistep", "plateau", "cosine"):
+            raise ValueError(f"schedule must be 'multistep', 'plateau' or 'cosine', not {self.schedule!r}")
+        if self.plateau_patience < 0 or not 0 < self.plateau_factor < 1 or self.min_lr < 0:
+            raise ValueError("plateau_patience must be >= 0, plateau_factor in (0, 1), min_lr >= 0")
+        if self.early_stopping is not None and self.early_stopping < 1:
+            raise ValueError(f"early_stopping must be >= 1 or None, not {self.early_stopping!r}")
 
 
 @dataclass
@@ -57,6 +77,7 @@ class TrainingResult:
     """What a training run produced (MAEs in target units)."""
 
     history: list[dict[str, float]] = field(default_factory=list)
+    epochs: int = 0
     best_epoch: int = 0
     best_val_mae: float = float("nan")
     test_mae: float = float("nan")
@@ -65,9 +86,30 @@ class TrainingResult:
     seconds: float = 0.0
 
 
-def _loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+def _loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, collate: Callable = collate_graphs) -> DataLoader:
     generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate_graphs, generator=generator)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=generator)
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, settings: TrainingSettings) -> Any:
+    if settings.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=settings.plateau_factor,
+            patience=settings.plateau_patience, min_lr=settings.min_lr,
+        )
+    if settings.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, settings.epochs, eta_min=settings.min_lr)
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(settings.lr_milestones), gamma=0.1)
+
+
+def _to(inputs: Any, device: torch.device) -> Any:
+    if isinstance(inputs, tuple):
+        return tuple(_to(item, device) for item in inputs)
+    return inputs.to(device) if hasattr(inputs, "to") else inputs
+
+
+def _call(model: nn.Module, inputs: Any) -> torch.Tensor:
+    return model(*inputs) if isinstance(inputs, tuple) else model(inputs)
 
 
 def _optimizer(model: nn.Module, settings: TrainingSettings) -> torch.optim.Optimizer:
@@ -82,13 +124,16 @@ def _device(model: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, dataset: Dataset, normalizer: TargetNormalizer, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(
+    model: nn.Module, dataset: Dataset, normalizer: TargetNormalizer, batch_size: int = 256,
+    collate: Callable = collate_graphs,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Predictions (denormalised) and targets of ``dataset`` in evaluation mode."""
     model.eval()
     device = _device(model)
     predictions, targets = [], []
-    for graph, target in _loader(dataset, batch_size, shuffle=False, seed=0):
-        predictions.append(normalizer.denorm(model(graph.to(device))).cpu())
+    for inputs, target in _loader(dataset, batch_size, shuffle=False, seed=0, collate=collate):
+        predictions.append(normalizer.denorm(_call(model, _to(inputs, device)).reshape(-1)).cpu())
         targets.append(target)
     return torch.cat(predictions), torch.cat(targets)
 
@@ -101,28 +146,35 @@ def train_predictor(
     settings: TrainingSettings | None = None,
     normalizer: TargetNormalizer | None = None,
     log: Callable[[str], None] | None = None,
+    collate: Callable = collate_graphs,
+    on_epoch_start: Callable[[int], None] | None = None,
 ) -> TrainingResult:
-    """Train ``model`` (``model(graph) -> (B,)``) on ``train_set`` and report the test MAE.
+    """Train ``model`` on ``train_set`` and report the test MAE.
 
-    The optimiser is built from ``model.parameters()`` when training starts. Without a
-    validation set the weights after the last epoch are tested.
+    ``collate`` turns a list of ``(inputs, target)`` items into ``(inputs, targets)``;
+    the model is called as ``model(inputs)`` (``model(*inputs)`` for a tuple) and returns
+    ``(B,)`` predictions. The optimiser is built from ``model.parameters()`` when training
+    starts. ``on_epoch_start(epoch)`` runs before each epoch (e.g. a KD-weight schedule).
+    Without a validation set the weights after the last epoch are tested.
     """
     settings = settings or TrainingSettings()
     if normalizer is None:
         normalizer = TargetNormalizer(torch.stack([train_set[i][1] for i in range(len(train_set))]))
     device = _device(model)
     optimizer = _optimizer(model, settings)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(settings.lr_milestones), gamma=0.1)
+    scheduler = _scheduler(optimizer, settings)
     criterion = nn.MSELoss()
     result = TrainingResult()
-    best_state, start = None, time.perf_counter()
+    best_state, start, stale = None, time.perf_counter(), 0
     for epoch in range(1, settings.epochs + 1):
         epoch_start = time.perf_counter()
+        if on_epoch_start is not None:
+            on_epoch_start(epoch)
         model.train()
         total_loss = total_abs = count = 0.0
-        for graph, target in _loader(train_set, settings.batch_size, True, settings.seed + epoch):
-            graph, target = graph.to(device), target.to(device)
-            output = model(graph)
+        for inputs, target in _loader(train_set, settings.batch_size, True, settings.seed + epoch, collate):
+            inputs, target = _to(inputs, device), target.to(device)
+            output = _call(model, inputs).reshape(-1)
             loss = criterion(output, normalizer.norm(target))
             optimizer.zero_grad()
             loss.backward()
@@ -130,23 +182,31 @@ def train_predictor(
             total_loss += float(loss.detach()) * len(target)
             total_abs += float((normalizer.denorm(output.detach()) - target).abs().sum())
             count += len(target)
-        scheduler.step()
-        record = {"epoch": epoch, "train_loss": total_loss / count, "train_mae": total_abs / count}
+        record = {"epoch": epoch, "train_loss": total_loss / count, "train_mae": total_abs / count,
+                  "lr": optimizer.param_groups[0]["lr"]}
         if val_set is not None and len(val_set):
-            predictions, targets = predict(model, val_set, normalizer)
+            predictions, targets = predict(model, val_set, normalizer, collate=collate)
             record["val_mae"] = float((predictions - targets).abs().mean())
+            stale += 1
             if best_state is None or record["val_mae"] < result.best_val_mae:
-                result.best_val_mae, result.best_epoch = record["val_mae"], epoch
+                result.best_val_mae, result.best_epoch, stale = record["val_mae"], epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
+        if settings.schedule == "plateau":
+            scheduler.step(record.get("val_mae", record["train_loss"]))
+        else:
+            scheduler.step()
         record["seconds"] = time.perf_counter() - epoch_start
         result.history.append(record)
+        result.epochs = epoch
         if log is not None:
-            log(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
+            log(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
+        if settings.early_stopping is not None and best_state is not None and stale >= settings.early_stopping:
+            break
     if best_state is not None:
         model.load_state_dict(best_state)
     else:
-        result.best_epoch = settings.epochs
-    predictions, targets = predict(model, test_set, normalizer)
+        result.best_epoch = result.epochs
+    predictions, targets = predict(model, test_set, normalizer, collate=collate)
     result.test_predictions, result.test_targets = predictions, targets
     result.test_mae = float((predictions - targets).abs().mean())
     result.seconds = time.perf_counter() - start

@@ -1,0 +1,100 @@
+"""Running one benchmark run: paired data, initial weights and batch order for every mode
+of a seed; only the teacher differs."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+
+from ..training.dataset import collate_graphs
+from ..training.loop import train_predictor
+from ..training.normalizer import TargetNormalizer
+from .graphs import GraphStore
+from .models import ADAPTER_OF, build_predictor, finetune_model, random_teacher
+from .spec import KD_MODES, RunSpec
+
+#: offsets of the seeds of the projection head and of the training-time RNG state
+HEAD_SEED, TRAIN_SEED, TEACHER_SEED = 10_000, 20_000, 30_000
+
+
+def training_split(store: GraphStore, spec: RunSpec) -> tuple[list, list, list, list[int]]:
+    """``(train, val, test)`` item lists and the training indices used."""
+    candidates = store.task.train_candidates(spec.train_size, spec.seed)
+    store.ensure(candidates)
+    train, kept = store.items(candidates)
+    if len(train) < spec.train_size:
+        raise ValueError(
+            f"task {store.task.spec.label}: only {len(train)} of {len(candidates)} drawn training "
+            f"crystals are usable; asked for {spec.train_size}"
+        )
+    val, _ = store.items(store.task.val)
+    test, _ = store.items(store.task.test)
+    return train[: spec.train_size], val, test, kept[: spec.train_size]
+
+
+def _kd_schedule(hook: Any, spec: RunSpec):
+    budget = spec.training.epochs
+    decay = spec.recipe.decay
+
+    def on_epoch_start(epoch: int) -> None:
+        progress = (epoch - 1) / max(1, budget - 1)
+        if decay == "linear":
+            hook.kd_scale = 1.0 - progress
+        elif decay == "cosine":
+            hook.kd_scale = 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return on_epoch_start
+
+
+def _attach(model: torch.nn.Module, spec: RunSpec, train: list) -> Any:
+    from ..distill import attach_teacher, resolve_teacher
+
+    teacher = resolve_teacher(spec.teacher)
+    if spec.mode == "random-teacher":
+        teacher = random_teacher(teacher, spec.seed + TEACHER_SEED)
+    settings = spec.recipe.distill_settings(shuffle=spec.mode == "shuffled-teacher", seed=spec.seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(spec.seed + HEAD_SEED)
+        hook = attach_teacher(model, teacher, adapter=ADAPTER_OF[spec.predictor], settings=settings)
+    batch = spec.training.batch_size * 4
+    hook.warm((collate_graphs(train[i : i + batch])[0],) for i in range(0, len(train), batch))
+    return hook
+
+
+def run_one(spec: RunSpec, store: GraphStore, log=None, keep_predictions: bool = True) -> dict[str, Any]:
+    """Train and evaluate one run; returns its result record (MAEs in target units)."""
+    start = time.perf_counter()
+    train, val, test, indices = training_split(store, spec)
+    normalizer = TargetNormalizer(torch.stack([target for _, target in train]))
+    torch.manual_seed(spec.seed)
+    model = finetune_model(spec.teacher_path()) if spec.mode == "finetune" else build_predictor(spec.predictor)
+    hook = _attach(model, spec, train) if spec.mode in KD_MODES else None
+    torch.manual_seed(spec.seed + TRAIN_SEED)
+    training = spec.training.__class__.from_dict({**spec.training.to_dict(), "seed": spec.seed})
+    try:
+        result = train_predictor(
+            model, train, val or None, test, training, normalizer, log,
+            on_epoch_start=_kd_schedule(hook, spec) if hook is not None and spec.recipe.decay != "none" else None,
+        )
+        kd_mean = hook.kd_mean if hook is not None else None
+    finally:
+        if hook is not None:
+            hook.remove()
+    record: dict[str, Any] = {
+        "task": spec.task.label, "predictor": spec.predictor, "mode": spec.mode,
+        "teacher": spec.teacher_label, "recipe": spec.recipe.label if spec.mode in KD_MODES else "",
+        "train_size": len(indices), "seed": spec.seed,
+        "val_mae": result.best_val_mae, "test_mae": result.test_mae,
+        "best_epoch": result.best_epoch, "epochs": result.epochs,
+        "seconds": round(time.perf_counter() - start, 2),
+        "kd_mean": kd_mean if kd_mean is not None else float("nan"),
+        "unit": spec.task.unit, "key": spec.key(),
+    }
+    if keep_predictions:
+        record["history"] = [{k: v for k, v in row.items() if k != "seconds"} for row in result.history]
+        record["test_predictions"] = [round(float(v), 6) for v in result.test_predictions]
+        record["test_targets"] = [round(float(v), 6) for v in result.test_targets]
+    return record

@@ -1,0 +1,125 @@
+"""One benchmark run, fully described: task, predictor, mode, teacher, KD recipe,
+training protocol, training-set size and seed. Its key (a hash of everything that can
+change the result) names the stored result, so a repeated sweep reruns nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from ..config import SettingsBase
+from ..distill.settings import DistillSettings
+from ..training.loop import TrainingSettings
+from .tasks import TaskSpec
+
+PREDICTORS = ("cgcnn", "gatgnn")
+MODES = ("vanilla", "distilled", "random-teacher", "shuffled-teacher", "finetune")
+KD_MODES = ("distilled", "random-teacher", "shuffled-teacher")
+DECAYS = ("none", "linear", "cosine")
+
+#: the training protocol of every benchmark run (see ``docs/benchmarks.md``)
+DEFAULT_TRAINING = TrainingSettings(
+    epochs=300, batch_size=64, lr=3e-3, schedule="plateau", plateau_patience=8,
+    plateau_factor=0.5, min_lr=1e-5, early_stopping=25,
+)
+
+
+@dataclass(frozen=True)
+class KDRecipe(SettingsBase):
+    """How the KD term is formed (see :class:`~crysgnn_dgl.distill.DistillSettings`).
+
+    Attributes:
+        kd_weight: ``λ``.
+        projection, target_norm, loss: as in ``DistillSettings``.
+        decay: KD weight over training: constant (``"none"``), or decaying to 0 at the
+            epoch budget linearly or along a half cosine.
+    """
+
+    kd_weight: float = 1.0
+    projection: Literal["identity", "linear", "mlp"] = "linear"
+    target_norm: Literal["l2", "none", "standardize"] = "l2"
+    loss: Literal["mse", "cosine"] = "mse"
+    decay: Literal["none", "linear", "cosine"] = "none"
+
+    def __post_init__(self) -> None:
+        if self.decay not in DECAYS:
+            raise ValueError(f"decay must be one of {DECAYS}, got {self.decay!r}")
+        self.distill_settings()  # validates the rest
+
+    def distill_settings(self, shuffle: bool = False, seed: int = 0) -> DistillSettings:
+        return DistillSettings.from_kd_weight(
+            self.kd_weight, projection=self.projection, target_norm=self.target_norm,
+            loss=self.loss, shuffle_targets=shuffle, shuffle_seed=seed,
+        )
+
+    @property
+    def label(self) -> str:
+        parts = [f"λ={self.kd_weight:g}", self.projection, self.target_norm, self.loss]
+        if self.decay != "none":
+            parts.append(f"decay={self.decay}")
+        return " ".join(parts)
+
+
+@lru_cache(maxsize=16)
+def file_digest(path: str) -> str:
+    """SHA-256 of a file's bytes (short), so that a changed teacher file reruns."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one run depends on. ``teacher`` is a checkpoint path (``None``: the
+    bundled teacher); vanilla runs ignore the teacher and the recipe."""
+
+    task: TaskSpec
+    predictor: str
+    mode: str
+    train_size: int
+    seed: int
+    teacher: str | None = None
+    recipe: KDRecipe = field(default_factory=KDRecipe)
+    training: TrainingSettings = DEFAULT_TRAINING
+
+    def __post_init__(self) -> None:
+        if self.predictor not in PREDICTORS:
+            raise ValueError(f"unknown predictor {self.predictor!r}; choose from {PREDICTORS}")
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; choose from {MODES}")
+        if self.train_size < 2:
+            raise ValueError(f"train_size must be >= 2, got {self.train_size}")
+
+    @property
+    def uses_teacher(self) -> bool:
+        return self.mode != "vanilla"
+
+    @property
+    def teacher_label(self) -> str:
+        if not self.uses_teacher:
+            return ""
+        if self.mode == "random-teacher":
+            return "random-init"
+        return Path(self.teacher).name if self.teacher else "bundled"
+
+    def teacher_path(self) -> str:
+        from ..teacher import default_teacher_path
+
+        return str(self.teacher or default_teacher_path())
+
+    def to_dict(self) -> dict:
+        return {
+            "task": self.task.to_dict(), "predictor": self.predictor, "mode": self.mode,
+            "train_size": self.train_size, "seed": self.seed,
+            "teacher": self.teacher_label,
+            "teacher_sha256": file_digest(self.teacher_path()) if self.uses_teacher else "",
+            "recipe": self.recipe.to_dict() if self.mode in KD_MODES else {},
+            "training": self.training.to_dict(),
+        }
+
+    def key(self) -> str:
+        """Hash of :meth:`to_dict` (what the result depends on)."""
+        text = json.dumps(self.to_dict(), sort_keys=True, default=list)
+        return hashlib.sha256(text.encode()).hexdigest()[:20]

@@ -1,0 +1,119 @@
+"""A sweep: the grid of runs, stored one JSON file per finished run under its key
+(``<out>/runs/<key>.json``), so an interrupted sweep resumes where it stopped and a
+repeated command reruns nothing. Runs go to ``jobs`` worker processes (one thread each)."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .graphs import GraphStore
+from .spec import RunSpec
+from .tasks import TaskData, load_task
+
+_WORKER: dict[str, Any] = {}
+
+
+def result_path(out: Path, spec: RunSpec) -> Path:
+    return Path(out) / "runs" / f"{spec.key()}.json"
+
+
+def load_result(out: Path, spec: RunSpec) -> dict[str, Any] | None:
+    """The stored result of ``spec``, or ``None`` (also for an unreadable file)."""
+    path = result_path(out, spec)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _save_result(out: Path, spec: RunSpec, record: dict[str, Any]) -> None:
+    path = result_path(out, spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    partial.write_text(json.dumps({"spec": spec.to_dict(), **record}, default=float))
+    os.replace(partial, path)
+
+
+def _store(spec: RunSpec, out: Path, data_dir: Path | None) -> GraphStore:
+    cache = _WORKER.setdefault("stores", {})
+    key = json.dumps(spec.task.to_dict(), sort_keys=True)
+    if key not in cache:
+        cache[key] = GraphStore(load_task(spec.task, data_dir), Path(out) / "graphs")
+    return cache[key]
+
+
+def _run_in_worker(job: tuple[RunSpec, str, str | None, bool]) -> tuple[str, dict[str, Any] | None, str]:
+    import torch
+
+    from .runner import run_one
+
+    spec, out, data_dir, verbose = job
+    torch.set_num_threads(1)
+    try:
+        record = run_one(spec, _store(spec, Path(out), Path(data_dir) if data_dir else None),
+                         log=(lambda line: print(f"[{spec.key()[:8]}] {line}", flush=True)) if verbose else None)
+    except (ValueError, RuntimeError, OSError) as exc:
+        return spec.key(), None, f"{type(exc).__name__}: {exc}"
+    _save_result(Path(out), spec, record)
+    return spec.key(), record, ""
+
+
+def prepare_graphs(specs: Sequence[RunSpec], out: Path, data_dir: Path | None,
+                   progress: Callable[[int, int], Callable[[int], None]] | None = None) -> list[TaskData]:
+    """Build (once, in this process) every graph the runs will need, so that workers only read."""
+    tasks = []
+    by_task: dict[str, list[RunSpec]] = {}
+    for spec in specs:
+        by_task.setdefault(json.dumps(spec.task.to_dict(), sort_keys=True), []).append(spec)
+    for group in by_task.values():
+        store = _store(group[0], out, data_dir)
+        needed: list[int] = list(store.task.val) + list(store.task.test)
+        for spec in group:
+            needed += store.task.train_candidates(spec.train_size, spec.seed)
+        missing = [i for i in dict.fromkeys(needed)
+                   if store.task.ids[i] not in store.graphs and store.task.ids[i] not in store.failed]
+        tick = progress(len(missing), group[0].task.label) if progress and missing else None
+        store.ensure(missing, tick)
+        tasks.append(store.task)
+    return tasks
+
+
+def run_sweep(
+    specs: Iterable[RunSpec],
+    out: Path,
+    data_dir: Path | None = None,
+    jobs: int = 1,
+    verbose: bool = False,
+    on_done: Callable[[RunSpec, dict[str, Any] | None, str], None] | None = None,
+) -> tuple[list[dict[str, Any]], list[tuple[RunSpec, str]]]:
+    """Run every spec without a stored result; returns all results (stored and new) in
+    spec order, and the failed runs with their reason (the rest of the sweep goes on)."""
+    specs = list(dict.fromkeys(specs))
+    todo = [spec for spec in specs if load_result(out, spec) is None]
+    failures: list[tuple[RunSpec, str]] = []
+    jobs_list = [(spec, str(out), str(data_dir) if data_dir else None, verbose) for spec in todo]
+    by_key = {spec.key(): spec for spec in todo}
+    if jobs > 1 and len(todo) > 1:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(min(jobs, len(todo)), maxtasksperchild=None) as pool:
+            for key, record, error in pool.imap_unordered(_run_in_worker, jobs_list):
+                _finished(by_key[key], record, error, failures, on_done)
+    else:
+        for job in jobs_list:
+            key, record, error = _run_in_worker(job)
+            _finished(by_key[key], record, error, failures, on_done)
+    failed = {spec.key() for spec, _ in failures}
+    results = [load_result(out, spec) for spec in specs if spec.key() not in failed]
+    return [r for r in results if r is not None], failures
+
+
+def _finished(spec, record, error, failures, on_done) -> None:
+    if error:
+        failures.append((spec, error))
+    if on_done is not None:
+        on_done(spec, record, error)

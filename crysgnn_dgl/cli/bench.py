@@ -1,0 +1,148 @@
+"""``crysgnn-dgl bench``: the evidence harness (vanilla vs distilled vs controls, paired seeds)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+NAME = "bench"
+HELP = (
+    "Train predictors vanilla, distilled and under controls (random-init and shuffled "
+    "teacher, fine-tuned teacher) over a grid of tasks, training-set sizes and paired seeds; "
+    "write results.csv, summary.md (paired gains with 95 %% CIs) and plots. Finished runs "
+    "are stored by configuration: a repeated or interrupted sweep reruns nothing."
+)
+EPILOG = """examples:
+  crysgnn-dgl bench --task mp_eform --train-sizes 1000 --seeds 5 \\
+      --modes vanilla,distilled,random-teacher,shuffled-teacher --jobs 2 --out bench/mp
+  crysgnn-dgl bench --dataset my.csv --target band_gap --seeds 5 --out bench/mine
+  crysgnn-dgl bench --config sweep.toml        # keys are the long option names, e.g. kd_weights = "1,10"
+"""
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v.strip()]
+
+
+def _words(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..bench.spec import DEFAULT_TRAINING, KDRecipe
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
+    recipe, training = KDRecipe(), DEFAULT_TRAINING
+    parser.add_argument("--config", type=Path, help="TOML file of option values (command-line options win)")
+    data = parser.add_argument_group("data")
+    data.add_argument("--task", type=_words, default=["mp_eform"],
+                      help="named task(s): mp_eform, mp_gap, perov5, log_kvrh, log_gvrh, dielectric, "
+                           "exp_eform (default: mp_eform)")
+    data.add_argument("--dataset", type=Path, help="a user table (.csv, .csv.xz, .csv.gz, .json(.gz)) instead of --task")
+    data.add_argument("--target", help="target column of --dataset")
+    data.add_argument("--cif-column", default=None, help="structure column (default: cif, or structure for JSON)")
+    data.add_argument("--id-column", default=None, help="id column (default: material_id when present)")
+    data.add_argument("--test-fraction", type=float, default=0.1,
+                      help="test (and validation) fraction of random splits (default: %(default)s)")
+    data.add_argument("--val-limit", type=int, default=1000, help="at most this many validation crystals (default: %(default)s)")
+    data.add_argument("--limit", type=int, default=None, help="read only the first N rows (quick checks)")
+    data.add_argument("--data-dir", type=Path, default=None, help="folder of the named tasks' files (default: ../shared/data)")
+    grid = parser.add_argument_group("grid")
+    grid.add_argument("--predictors", type=_words, default=["cgcnn"], help="cgcnn, gatgnn (default: cgcnn)")
+    grid.add_argument("--modes", type=_words, default=["vanilla", "distilled"],
+                      help="vanilla, distilled, random-teacher, shuffled-teacher, finetune (default: vanilla,distilled)")
+    grid.add_argument("--train-sizes", type=_ints, default=[1000], help="training-set sizes (default: 1000)")
+    grid.add_argument("--seeds", type=int, default=5, help="paired seeds first-seed … first-seed+N-1 (default: %(default)s)")
+    grid.add_argument("--first-seed", type=int, default=0, help="(default: %(default)s)")
+    grid.add_argument("--teacher", default=None, help="teacher checkpoint (default: the bundled teacher)")
+    kd = parser.add_argument_group("KD recipe (lists make a grid)")
+    kd.add_argument("--kd-weights", type=_floats, default=[recipe.kd_weight], help="λ values (default: %(default)s)")
+    kd.add_argument("--projections", type=_words, default=[recipe.projection], help="identity, linear, mlp (default: %(default)s)")
+    kd.add_argument("--target-norms", type=_words, default=[recipe.target_norm], help="l2, none, standardize (default: %(default)s)")
+    kd.add_argument("--kd-losses", type=_words, default=[recipe.loss], help="mse, cosine (default: %(default)s)")
+    kd.add_argument("--kd-decays", type=_words, default=[recipe.decay], help="none, linear, cosine (default: %(default)s)")
+    train = parser.add_argument_group("training protocol (every run)")
+    train.add_argument("--epochs", type=int, default=training.epochs, help="epoch budget (default: %(default)s)")
+    train.add_argument("--batch-size", type=int, default=training.batch_size, help="(default: %(default)s)")
+    train.add_argument("--lr", type=float, default=training.lr, help="Adam learning rate (default: %(default)s)")
+    train.add_argument("--plateau-patience", type=int, default=training.plateau_patience,
+                       help="halve the learning rate after N epochs without a better val MAE (default: %(default)s)")
+    train.add_argument("--early-stopping", type=int, default=training.early_stopping,
+                       help="stop after N epochs without a better val MAE (default: %(default)s)")
+    output = parser.add_argument_group("execution and output")
+    output.add_argument("--jobs", type=int, default=1, help="worker processes, one thread each (default: %(default)s)")
+    output.add_argument("--out", type=Path, default=Path("crysgnn_bench"), help="output folder (default: %(default)s)")
+    output.add_argument("--verbose", action="store_true", help="per-epoch lines")
+
+
+def apply_config(args: argparse.Namespace) -> argparse.Namespace:
+    """Values of ``--config`` (TOML; keys are option names with ``_``) for every option
+    left at its default on the command line."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    actions = {action.dest: action for action in parser._actions}
+    values = tomllib.loads(Path(args.config).read_text())
+    unknown = sorted(set(values) - set(actions) - {"config"})
+    if unknown:
+        raise ValueError(f"{args.config}: unknown option(s) {unknown}; use the long option names with '_'")
+    for key, value in values.items():
+        action = actions[key]
+        if getattr(args, key) != action.default:
+            continue
+        if isinstance(value, list):
+            value = ",".join(map(str, value))
+        if isinstance(value, str) and action.type is not None:
+            value = action.type(value)
+        setattr(args, key, value)
+    return args
+
+
+def build_grid(args: argparse.Namespace):
+    """The :class:`~crysgnn_dgl.bench.grid.Grid` the options describe."""
+    import itertools
+
+    from ..bench.grid import Grid
+    from ..bench.spec import DEFAULT_TRAINING, KDRecipe
+    from ..bench.tasks import TaskSpec
+
+    common = dict(test_fraction=args.test_fraction, val_limit=args.val_limit, limit=args.limit)
+    if args.dataset is not None:
+        tasks = [TaskSpec(name="file", file=str(args.dataset), target=args.target,
+                          structure_column=args.cif_column, id_column=args.id_column, **common)]
+    else:
+        tasks = [TaskSpec(name=name, **common) for name in args.task]
+    recipes = [KDRecipe(w, p, n, loss, d) for w, p, n, loss, d in itertools.product(
+        args.kd_weights, args.projections, args.target_norms, args.kd_losses, args.kd_decays)]
+    training = DEFAULT_TRAINING.from_dict({**DEFAULT_TRAINING.to_dict(), "epochs": args.epochs,
+                                           "batch_size": args.batch_size, "lr": args.lr,
+                                           "plateau_patience": args.plateau_patience,
+                                           "early_stopping": args.early_stopping})
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    return Grid(tasks, args.predictors, args.modes, args.train_sizes, seeds, recipes, args.teacher, training)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..bench.execute import run_bench
+
+    from ..graph.errors import StructureError
+
+    try:
+        if args.config is not None:
+            args = apply_config(args)
+        if args.dataset is not None and not args.target:
+            raise ValueError("--dataset needs --target COLUMN")
+        return run_bench(build_grid(args), args.out, args.data_dir, args.jobs, args.verbose)
+    except (StructureError, ValueError, OSError) as exc:
+        print(f"crysgnn-dgl bench: {exc}", file=sys.stderr)
+        return 2
