@@ -125,9 +125,32 @@ def _reference_checkpoint(path: Path, state_dict: dict[str, torch.Tensor]) -> Ch
     return Checkpoint(state_dict, model, graph, {}, source=REFERENCE_SOURCE)
 
 
+def _check_finite(path: Path, state_dict: dict[str, Any]) -> None:
+    """Refuse weights holding NaN or infinite values (a diverged run)."""
+    bad = [
+        name for name, value in state_dict.items()
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all())
+    ]
+    if bad:
+        raise CheckpointError(
+            path,
+            f"weights hold NaN or infinite values ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}): "
+            "the run that wrote it diverged; use an earlier epoch's checkpoint or retrain with a lower learning rate",
+        )
+
+
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Load and validate a checkpoint file (either format) without building a model."""
-    path = Path(path)
+    """Load and validate a checkpoint file (either format) without building a model.
+
+    Raises :class:`CheckpointError` naming the file for a missing, empty, corrupt or
+    code-executing file, an unknown format or version, and NaN or infinite weights.
+    """
+    checkpoint = _read_unchecked(Path(path))
+    _check_finite(Path(path), checkpoint.state_dict)
+    return checkpoint
+
+
+def _read_unchecked(path: Path) -> Checkpoint:
     raw = _load_raw(path)
     if isinstance(raw, dict) and "format" in raw:
         if raw.get("format") != FORMAT_NAME:

@@ -7,10 +7,16 @@ how it is stored in checkpoints (loadable weights-only) and printed in model car
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 T = TypeVar("T", bound="SettingsBase")
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 class SettingsBase:
@@ -57,6 +63,23 @@ class GraphSettings(SettingsBase):
     gaussian_step: float = 0.2
     gaussian_width: float = 0.2
     tie_decimals: int = 6
+
+    def __post_init__(self) -> None:
+        for name in ("radius", "gaussian_step", "gaussian_width"):
+            value = getattr(self, name)
+            if not _is_real(value) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"GraphSettings.{name} must be a finite number > 0, got {value!r}")
+        for name, least in (("max_neighbors", 1), ("tie_decimals", 0)):
+            value = getattr(self, name)
+            if not _is_real(value) or not isinstance(value, numbers.Integral) or value < least:
+                raise ValueError(f"GraphSettings.{name} must be an integer >= {least}, got {value!r}")
+        if self.pad not in (True, False):
+            raise ValueError(f"GraphSettings.pad must be True or False, got {self.pad!r}")
+        start, stop = self.gaussian_start, self.gaussian_stop
+        if not (_is_real(start) and _is_real(stop) and math.isfinite(start) and math.isfinite(stop)) or stop <= start:
+            raise ValueError(
+                f"GraphSettings.gaussian_stop ({stop!r}) must be finite and above gaussian_start ({start!r})"
+            )
 
     @property
     def pad_distance(self) -> float:

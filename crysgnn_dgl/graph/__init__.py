@@ -2,6 +2,7 @@
 
 from .atom_features import atom_feature_table
 from .builder import BuildReport, build_graph, build_graphs, graph_from_arrays, graph_from_structure
+from .consistency import GraphSettingsMismatch, settings_mismatch
 from .errors import StructureError
 from .gaussian import GaussianExpansion, gaussian_centers
 from .io import read_cif_table
@@ -13,6 +14,7 @@ __all__ = [
     "BuildReport",
     "CRYSTAL_SYSTEMS",
     "GaussianExpansion",
+    "GraphSettingsMismatch",
     "NeighborTable",
     "PaddingWarning",
     "StructureError",
@@ -27,6 +29,7 @@ __all__ = [
     "neighbor_table",
     "pair_index",
     "read_cif_table",
+    "settings_mismatch",
     "to_structure",
     "validate_structure",
 ]

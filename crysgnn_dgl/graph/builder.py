@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,15 +145,24 @@ def build_graphs(
 
     Args:
         items: structures in any form :func:`build_graph` accepts.
-        ids: names for the items (default: a description of each item, with its position).
+        ids: one name per item (default: a description of each item, with its position);
+            a count that differs from the items' is refused before anything is built.
         on_error: ``"skip"`` (record and continue) or ``"raise"``.
     """
     if on_error not in {"skip", "raise"}:
         raise ValueError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
+    names: list[str] | None = None
+    if ids is not None:
+        items = items if isinstance(items, Sequence) else list(items)
+        names = [str(name) for name in ids]
+        if len(names) != len(items):
+            raise ValueError(
+                f"build_graphs: {len(names)} id(s) for {len(items)} item(s); pass one id per "
+                "item, or ids=None to name items by position"
+            )
     report = BuildReport()
-    id_iter = iter(ids) if ids is not None else None
     for position, item in enumerate(items):
-        sid = next(id_iter) if id_iter is not None else f"#{position} {describe(item)}"
+        sid = names[position] if names is not None else f"#{position} {describe(item)}"
         try:
             result = build_graph(item, settings, structure_id=sid, with_labels=with_labels)
         except StructureError as exc:

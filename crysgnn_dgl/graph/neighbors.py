@@ -9,6 +9,7 @@ import numpy as np
 from pymatgen.optimization.neighbors import find_points_in_spheres
 
 from ..config import GraphSettings
+from .bounds import check_search_size
 from .errors import StructureError
 from .structures import DEFAULT_MIN_DISTANCE
 
@@ -50,11 +51,14 @@ def neighbor_table(
 
     Neighbours are ordered by distance (compared at ``settings.tie_decimals`` decimals),
     ties broken by neighbour index and then periodic image, so the table is deterministic.
-    Raises :class:`StructureError` if two sites are closer than ``min_distance`` Å.
+    Raises :class:`StructureError` if two sites are closer than ``min_distance`` Å, or
+    (before searching) if the cell is too dense or too flat to search in bounded time
+    (:func:`~crysgnn_dgl.graph.bounds.check_search_size`).
     """
     lattice = np.ascontiguousarray(lattice, dtype=float)
     cart = np.ascontiguousarray(np.asarray(frac_coords, dtype=float) @ lattice)
     num_atoms = cart.shape[0]
+    check_search_size(lattice, num_atoms, settings.radius, min_distance, structure_id)
     k = settings.max_neighbors
     centers, neighbors, images, distances = find_points_in_spheres(
         cart, cart, r=settings.radius, pbc=np.ones(3, dtype=np.int64), lattice=lattice, tol=1e-8

@@ -42,16 +42,32 @@ def describe(item: Any) -> str:
     return type(item).__name__
 
 
+_GENERIC_CIF_NOTES = ("Issues encountered while parsing CIF", "No structure parsed for section")
+
+
+def _cif_notes(caught: list[warnings.WarningMessage]) -> list[str]:
+    """pymatgen's specific reasons (occupancy, singular cell, ...) from its parser warnings."""
+    notes: list[str] = []
+    for warning in caught:
+        for line in str(warning.message).splitlines():
+            line = line.strip()
+            if line and not line.startswith(_GENERIC_CIF_NOTES) and line not in notes:
+                notes.append(line[:200])
+    return notes
+
+
 def _parse_cif(text: str, structure_id: str) -> Structure:
     if not text.strip():
         raise StructureError(structure_id, "empty CIF")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            structure = Structure.from_str(text, fmt="cif", merge_tol=0.0)
-    except Exception as exc:  # pymatgen raises many types for malformed CIFs
-        raise StructureError(structure_id, f"malformed CIF ({type(exc).__name__}: {exc})") from exc
-    return structure
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            return Structure.from_str(text, fmt="cif", merge_tol=0.0)
+        except Exception as exc:  # pymatgen raises many types for malformed CIFs
+            error = exc
+    notes = _cif_notes(caught)
+    detail = f"; {'; '.join(notes[:3])}" if notes else ""
+    raise StructureError(structure_id, f"malformed CIF ({type(error).__name__}: {error}{detail})") from error
 
 
 def to_structure(item: Any, structure_id: str | None = None) -> Structure:
