@@ -10,10 +10,14 @@ behind it that several runs, and several processes at the same time, can share.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import random
 import sqlite3
+import struct
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -159,6 +163,30 @@ class EmbeddingCache:
         return f"{type(self).__name__}({len(self)} crystals, {self.memory_bytes() / 1e6:.1f} MB)"
 
 
+class CacheFileError(ValueError):
+    """A teacher-embedding cache file cannot be used; the message names it and what to do."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = str(path)
+        super().__init__(
+            f"teacher-embedding cache {self.path}: {reason}; delete it (with {self.path}-wal and "
+            f"{self.path}-shm if present) to start a new one, or pass another cache path"
+        )
+
+
+def _is_lock(error: Exception) -> bool:
+    message = str(error).lower()
+    return "locked" in message or "busy" in message
+
+
+def row_checksum(key: bytes, atoms: int, dim: int, blob: bytes) -> bytes:
+    """16-byte digest stored with every row and verified on every read."""
+    digest = hashlib.blake2b(key, digest_size=16)
+    digest.update(struct.pack("<ii", atoms, dim))
+    digest.update(blob)
+    return digest.digest()
+
+
 class DiskEmbeddingCache(EmbeddingCache):
     """:class:`EmbeddingCache` backed by an SQLite file shared between runs and processes.
 
@@ -167,6 +195,17 @@ class DiskEmbeddingCache(EmbeddingCache):
     with a busy timeout, and a write that still finds the file locked is retried with
     back-off, so several processes (e.g. the ranks of a DDP job, or parallel runs) can
     read and write the same file at once. WAL needs a local file system (not NFS).
+
+    Every row carries a checksum. A row that fails it (damaged bytes, or written by a
+    version without checksums) is reported in a warning, counted in :attr:`damaged`, and
+    recomputed by the teacher, which overwrites it. A file that is not an SQLite
+    database, or whose structure is damaged, is refused on opening
+    (:class:`CacheFileError`); damage found later switches the file off for the rest of
+    the run, with a warning, and the run goes on with the in-memory cache.
+
+    While open, the cache is up to three files: ``path``, ``path-wal`` and ``path-shm``.
+    :meth:`flush` (called when a hook is removed) and :meth:`close` fold the log back into
+    ``path``; after the last process closes it, ``path`` alone holds everything.
     """
 
     def __init__(self, path: str | os.PathLike, timeout: float = 60.0, retries: int = 20) -> None:
@@ -174,23 +213,73 @@ class DiskEmbeddingCache(EmbeddingCache):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.retries = retries
-        self._db = sqlite3.connect(str(self.path), timeout=timeout, check_same_thread=False, isolation_level=None)
-        self._retry(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
-        self._db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-        self._retry(lambda: self._db.execute(
-            "CREATE TABLE IF NOT EXISTS embeddings (key BLOB PRIMARY KEY, atoms INTEGER, dim INTEGER, rows BLOB)"
-        ))
+        self.damaged = 0
+        try:
+            self._db: sqlite3.Connection | None = sqlite3.connect(
+                str(self.path), timeout=timeout, check_same_thread=False, isolation_level=None
+            )
+            self._retry(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
+            self._db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            self._retry(lambda: self._db.execute(
+                "CREATE TABLE IF NOT EXISTS embeddings "
+                "(key BLOB PRIMARY KEY, atoms INTEGER, dim INTEGER, rows BLOB, checksum BLOB)"
+            ))
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(embeddings)")}
+            if "checksum" not in columns:  # a file written before rows had checksums
+                self._retry(lambda: self._db.execute("ALTER TABLE embeddings ADD COLUMN checksum BLOB"))
+            problems = [row[0] for row in self._db.execute("PRAGMA quick_check(3)")]
+        except sqlite3.DatabaseError as error:
+            if _is_lock(error):
+                raise sqlite3.OperationalError(f"teacher-embedding cache {self.path}: {error}") from error
+            raise CacheFileError(self.path, f"damaged, or not an SQLite database ({error})") from error
+        if problems != ["ok"]:
+            self._db.close()
+            raise CacheFileError(self.path, f"damaged ({'; '.join(problems)})")
 
     def _retry(self, action):
         for attempt in range(self.retries + 1):
             try:
                 return action()
             except sqlite3.OperationalError as error:
-                message = str(error).lower()
-                if ("locked" not in message and "busy" not in message) or attempt == self.retries:
-                    raise sqlite3.OperationalError(f"teacher-embedding cache {self.path}: {error}") from error
+                if not _is_lock(error) or attempt == self.retries:
+                    raise
                 time.sleep(min(1.0, 0.01 * 2**attempt) * (0.5 + random.random()))
         return None
+
+    def _guarded(self, action, fallback):
+        """Run a file operation; damage found now switches the file off (memory only)."""
+        if self._db is None:
+            return fallback
+        try:
+            return self._retry(action)
+        except sqlite3.DatabaseError as error:
+            if _is_lock(error):
+                raise sqlite3.OperationalError(f"teacher-embedding cache {self.path}: {error}") from error
+            self._disable(error)
+        return fallback
+
+    def _disable(self, error: Exception) -> None:
+        warnings.warn(
+            f"teacher-embedding cache {self.path} is damaged ({error}); it is not used for the "
+            "rest of this run (embeddings stay cached in memory). Delete it (with its -wal and "
+            "-shm files) before the next run.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+        self._db = None
+
+    def _read(self, names: list[bytes]) -> list[tuple]:
+        read = []
+        for start in range(0, len(names), 500):
+            part = names[start : start + 500]
+            query = (
+                "SELECT key, atoms, dim, rows, checksum FROM embeddings "
+                f"WHERE key IN ({','.join('?' * len(part))})"
+            )
+            read.extend(self._db.execute(query, part).fetchall())
+        return read
 
     def lookup(self, keys: object) -> list[torch.Tensor | None]:
         keys = as_key_array(keys)
@@ -199,18 +288,27 @@ class DiskEmbeddingCache(EmbeddingCache):
         if not missing:
             return found
         blobs = {k.tobytes(): i for i, k in zip(missing, keys[missing])}
-        names = list(blobs)
-        read = []
-        for start in range(0, len(names), 500):
-            part = names[start : start + 500]
-            query = f"SELECT key, atoms, dim, rows FROM embeddings WHERE key IN ({','.join('?' * len(part))})"
-            read.extend(self._retry(lambda: self._db.execute(query, part).fetchall()))
-        for key, atoms, dim, blob in read:
+        read = self._guarded(lambda: self._read(list(blobs)), [])
+        good = bad = 0
+        for key, atoms, dim, blob, checksum in read:
+            key = bytes(key)
+            if checksum is None or bytes(checksum) != row_checksum(key, atoms, dim, bytes(blob)) or len(blob) != 2 * atoms * dim:
+                bad += 1
+                continue
             rows = torch.from_numpy(np.frombuffer(blob, dtype=np.float16).copy().reshape(atoms, dim))
-            found[blobs[bytes(key)]] = rows
-            super().store(keys[blobs[bytes(key)] : blobs[bytes(key)] + 1], [rows])
-        self.hits += len(read)
-        self.misses -= len(read)
+            found[blobs[key]] = rows
+            super().store(keys[blobs[key] : blobs[key] + 1], [rows])
+            good += 1
+        if bad:
+            self.damaged += bad
+            warnings.warn(
+                f"teacher-embedding cache {self.path}: {bad} damaged or unverifiable row(s) "
+                "ignored; the teacher recomputes them and they are rewritten",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        self.hits += good
+        self.misses -= good
         return found
 
     def store(self, keys: object, rows: Sequence[torch.Tensor]) -> None:
@@ -219,17 +317,21 @@ class DiskEmbeddingCache(EmbeddingCache):
         super().store(keys, rows)
         records, seen = [], set()
         for key, block, fresh in zip(keys, rows, new.tolist()):
-            if fresh and key.tobytes() not in seen:
-                seen.add(key.tobytes())
+            name = key.tobytes()
+            if fresh and name not in seen:
+                seen.add(name)
                 half = block.detach().to("cpu", torch.float16).numpy()
-                records.append((key.tobytes(), half.shape[0], half.shape[1], half.tobytes()))
+                blob = half.tobytes()
+                atoms, dim = half.shape
+                records.append((name, atoms, dim, blob, row_checksum(name, atoms, dim, blob)))
         if records:
-            self._retry(lambda: self._write(records))
+            self._guarded(lambda: self._write(records), None)
 
     def _write(self, records: list[tuple]) -> None:
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.executemany("INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?, ?)", records)
+            # REPLACE: a row that failed its checksum is overwritten by the recomputed one
+            self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?)", records)
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
@@ -237,10 +339,20 @@ class DiskEmbeddingCache(EmbeddingCache):
 
     def stored(self) -> int:
         """Crystals in the file (all runs and teachers)."""
-        return int(self._retry(lambda: self._db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]))
+        return int(self._guarded(lambda: self._db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0], 0))
+
+    def flush(self) -> None:
+        """Fold the write-ahead log into the main file as far as readers allow (never waits)."""
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def close(self) -> None:
-        self._db.close()
+        """Close; the last process to close the file folds the log in and removes it."""
+        if self._db is not None:
+            self.flush()
+            self._db.close()
+            self._db = None
 
 
 def make_cache(spec: object) -> EmbeddingCache | None:
@@ -257,4 +369,4 @@ def make_cache(spec: object) -> EmbeddingCache | None:
     raise TypeError(f"cache must be True, False, None, 'memory', a path or an EmbeddingCache, not {spec!r}")
 
 
-__all__ = ["CHUNK_ROWS", "DiskEmbeddingCache", "EmbeddingCache", "KEY_BYTES", "make_cache"]
+__all__ = ["CHUNK_ROWS", "CacheFileError", "DiskEmbeddingCache", "EmbeddingCache", "KEY_BYTES", "make_cache"]
