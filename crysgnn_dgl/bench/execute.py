@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .grid import Grid
 from .report import write_report
-from .sweep import load_result, prepare_graphs, run_sweep
+from .sweep import load_result, prepare_graphs, run_sweep, stored_results
 
 
 def _bar(total: int, label: str):
@@ -21,8 +21,9 @@ def _bar(total: int, label: str):
 
 
 def run_bench(grid: Grid, out: Path, data_dir: Path | None = None, jobs: int = 1, verbose: bool = False,
-              print_fn: Callable[[str], None] = print) -> int:
-    """Run the grid into ``out``; returns 0, or 1 when some runs failed (each listed)."""
+              report_all: bool = False, print_fn: Callable[[str], None] = print) -> int:
+    """Run the grid into ``out``; returns 0, or 1 when some runs failed (each listed).
+    The report covers the grid's runs, or with ``report_all`` every run stored in ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     specs = grid.specs()
@@ -57,6 +58,8 @@ def run_bench(grid: Grid, out: Path, data_dir: Path | None = None, jobs: int = 1
     with open(out / "skipped.tsv", "w") as handle:
         handle.write("task\tid\treason\n")
         handle.writelines(f"{t}\t{sid}\t{why}\n" for t, sid, why in skipped)
+    if report_all:
+        results = stored_results(out)
     write_report(results, out)
     print_fn(f"{len(results)} result(s); summary: {out / 'summary.md'}; table: {out / 'results.csv'}")
     if skipped:

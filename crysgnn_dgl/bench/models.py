@@ -1,5 +1,5 @@
-"""Students of the benchmark: the predictor ports, and the teacher's own encoder with a
-regression head for the fine-tuning baseline (the CrysGNN paper's Table 3)."""
+"""Models of the benchmark's baselines: the teacher's own encoder with a regression head
+(fine-tuning, the CrysGNN paper's Table 3), and a teacher at default initialisation."""
 
 from __future__ import annotations
 
@@ -12,22 +12,6 @@ from ..checkpoint import model_from_checkpoint
 from ..config import ModelSettings
 from ..models.crysgnn import CrysGNN
 from ..teacher import FrozenTeacher
-
-ADAPTER_OF = {"cgcnn": "cgcnn", "gatgnn": "gatgnn"}
-
-
-def build_predictor(name: str) -> nn.Module:
-    """A predictor port with its default hyper-parameters."""
-    if name == "cgcnn":
-        from ..models.cgcnn import CGCNN
-
-        return CGCNN()
-    if name == "gatgnn":
-        from ..models.gatgnn import GATGNN
-
-        return GATGNN()
-    raise ValueError(f"unknown predictor {name!r}")
-
 
 class EncoderRegressor(nn.Module):
     """A CrysGNN encoder (trainable) → mean pooling → ``Linear–softplus–Linear`` head."""

@@ -9,11 +9,11 @@ from typing import Any
 
 import torch
 
-from ..training.dataset import collate_graphs
 from ..training.loop import train_predictor
 from ..training.normalizer import TargetNormalizer
 from .graphs import GraphStore
-from .models import ADAPTER_OF, build_predictor, finetune_model, random_teacher
+from .models import finetune_model, random_teacher
+from .predictors import crysgnn_features
 from .spec import KD_MODES, RunSpec
 
 #: offsets of the seeds of the projection head and of the training-time RNG state
@@ -49,7 +49,7 @@ def _kd_schedule(hook: Any, spec: RunSpec):
     return on_epoch_start
 
 
-def _attach(model: torch.nn.Module, spec: RunSpec, train: list) -> Any:
+def _attach(model: torch.nn.Module, spec: RunSpec, train: list, store: GraphStore) -> Any:
     from ..distill import attach_teacher, resolve_teacher
 
     teacher = resolve_teacher(spec.teacher)
@@ -58,9 +58,10 @@ def _attach(model: torch.nn.Module, spec: RunSpec, train: list) -> Any:
     settings = spec.recipe.distill_settings(shuffle=spec.mode == "shuffled-teacher", seed=spec.seed)
     with torch.random.fork_rng():
         torch.manual_seed(spec.seed + HEAD_SEED)
-        hook = attach_teacher(model, teacher, adapter=ADAPTER_OF[spec.predictor], settings=settings)
+        hook = attach_teacher(store.predictor.student(model), teacher, adapter=store.predictor.adapter,
+                              settings=settings)
     batch = spec.training.batch_size * 4
-    hook.warm((collate_graphs(train[i : i + batch])[0],) for i in range(0, len(train), batch))
+    hook.warm(store.predictor.collate(train[i : i + batch])[0] for i in range(0, len(train), batch))
     return hook
 
 
@@ -70,13 +71,18 @@ def run_one(spec: RunSpec, store: GraphStore, log=None, keep_predictions: bool =
     train, val, test, indices = training_split(store, spec)
     normalizer = TargetNormalizer(torch.stack([target for _, target in train]))
     torch.manual_seed(spec.seed)
-    model = finetune_model(spec.teacher_path()) if spec.mode == "finetune" else build_predictor(spec.predictor)
-    hook = _attach(model, spec, train) if spec.mode in KD_MODES else None
+    if spec.mode == "finetune":
+        if store.predictor.featurize is not crysgnn_features:
+            raise ValueError(f"finetune needs CrysGNN graphs; run it with --predictors cgcnn, not {spec.predictor}")
+        model = finetune_model(spec.teacher_path())
+    else:
+        model = store.predictor.build()
+    hook = _attach(model, spec, train, store) if spec.mode in KD_MODES else None
     torch.manual_seed(spec.seed + TRAIN_SEED)
     training = spec.training.__class__.from_dict({**spec.training.to_dict(), "seed": spec.seed})
     try:
         result = train_predictor(
-            model, train, val or None, test, training, normalizer, log,
+            model, train, val or None, test, training, normalizer, log, collate=store.predictor.collate,
             on_epoch_start=_kd_schedule(hook, spec) if hook is not None and spec.recipe.decay != "none" else None,
         )
         kd_mean = hook.kd_mean if hook is not None else None

@@ -31,6 +31,17 @@ def load_result(out: Path, spec: RunSpec) -> dict[str, Any] | None:
         return None
 
 
+def stored_results(out: Path) -> list[dict[str, Any]]:
+    """Every result stored in ``out`` (in file-name order)."""
+    results = []
+    for path in sorted((Path(out) / "runs").glob("*.json")):
+        try:
+            results.append(json.loads(path.read_text()))
+        except ValueError:
+            continue
+    return results
+
+
 def _save_result(out: Path, spec: RunSpec, record: dict[str, Any]) -> None:
     path = result_path(out, spec)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,11 +51,17 @@ def _save_result(out: Path, spec: RunSpec, record: dict[str, Any]) -> None:
 
 
 def _store(spec: RunSpec, out: Path, data_dir: Path | None) -> GraphStore:
-    cache = _WORKER.setdefault("stores", {})
-    key = json.dumps(spec.task.to_dict(), sort_keys=True)
-    if key not in cache:
-        cache[key] = GraphStore(load_task(spec.task, data_dir), Path(out) / "graphs")
-    return cache[key]
+    from .predictors import predictor
+
+    tasks = _WORKER.setdefault("tasks", {})
+    stores = _WORKER.setdefault("stores", {})
+    task_key = json.dumps(spec.task.to_dict(), sort_keys=True)
+    if task_key not in tasks:
+        tasks[task_key] = load_task(spec.task, data_dir)
+    key = (task_key, spec.predictor)
+    if key not in stores:
+        stores[key] = GraphStore(tasks[task_key], predictor(spec.predictor), Path(out) / "graphs")
+    return stores[key]
 
 
 def _run_in_worker(job: tuple[RunSpec, str, str | None, bool]) -> tuple[str, dict[str, Any] | None, str]:
@@ -67,19 +84,19 @@ def prepare_graphs(specs: Sequence[RunSpec], out: Path, data_dir: Path | None,
                    progress: Callable[[int, int], Callable[[int], None]] | None = None) -> list[TaskData]:
     """Build (once, in this process) every graph the runs will need, so that workers only read."""
     tasks = []
-    by_task: dict[str, list[RunSpec]] = {}
+    by_task: dict[tuple[str, str], list[RunSpec]] = {}
     for spec in specs:
-        by_task.setdefault(json.dumps(spec.task.to_dict(), sort_keys=True), []).append(spec)
+        by_task.setdefault((json.dumps(spec.task.to_dict(), sort_keys=True), spec.predictor), []).append(spec)
     for group in by_task.values():
         store = _store(group[0], out, data_dir)
         needed: list[int] = list(store.task.val) + list(store.task.test)
         for spec in group:
             needed += store.task.train_candidates(spec.train_size, spec.seed)
-        missing = [i for i in dict.fromkeys(needed)
-                   if store.task.ids[i] not in store.graphs and store.task.ids[i] not in store.failed]
-        tick = progress(len(missing), group[0].task.label) if progress and missing else None
+        missing = store.missing(needed)
+        tick = progress(len(missing), f"{group[0].task.label} {group[0].predictor}") if progress and missing else None
         store.ensure(missing, tick)
-        tasks.append(store.task)
+        if store.task not in tasks:
+            tasks.append(store.task)
     return tasks
 
 

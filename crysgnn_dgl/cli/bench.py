@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--limit", type=int, default=None, help="read only the first N rows (quick checks)")
     data.add_argument("--data-dir", type=Path, default=None, help="folder of the named tasks' files (default: ../shared/data)")
     grid = parser.add_argument_group("grid")
-    grid.add_argument("--predictors", type=_words, default=["cgcnn"], help="cgcnn, gatgnn (default: cgcnn)")
+    grid.add_argument("--predictors", type=_words, default=["cgcnn"], help="cgcnn, gatgnn, megnet, alignn (default: cgcnn)")
     grid.add_argument("--modes", type=_words, default=["vanilla", "distilled"],
                       help="vanilla, distilled, random-teacher, shuffled-teacher, finetune (default: vanilla,distilled)")
     grid.add_argument("--train-sizes", type=_ints, default=[1000], help="training-set sizes (default: 1000)")
@@ -80,6 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     output.add_argument("--jobs", type=int, default=1, help="worker processes, one thread each (default: %(default)s)")
     output.add_argument("--out", type=Path, default=Path("crysgnn_bench"), help="output folder (default: %(default)s)")
     output.add_argument("--verbose", action="store_true", help="per-epoch lines")
+    output.add_argument("--report-all", action="store_true",
+                        help="summarise every run stored in --out, not only this grid's")
 
 
 def apply_config(args: argparse.Namespace) -> argparse.Namespace:
@@ -142,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
             args = apply_config(args)
         if args.dataset is not None and not args.target:
             raise ValueError("--dataset needs --target COLUMN")
-        return run_bench(build_grid(args), args.out, args.data_dir, args.jobs, args.verbose)
+        return run_bench(build_grid(args), args.out, args.data_dir, args.jobs, args.verbose, args.report_all)
     except (StructureError, ValueError, OSError) as exc:
         print(f"crysgnn-dgl bench: {exc}", file=sys.stderr)
         return 2

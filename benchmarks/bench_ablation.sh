@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# KD-recipe ablation (issue 7 §2): recipes chosen on VALIDATION MAE only.
+# CGCNN, 500 training crystals, 3 paired seeds, mp_eform and perov5, 500 validation crystals.
+# Resumable: rerunning skips every stored run. Usage: bash benchmarks/bench_ablation.sh [JOBS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JOBS=${1:-2}
+OUT=benchmarks/results/bench/ablation
+B="crysgnn-dgl bench --train-sizes 500 --seeds 3 --val-limit 500 --jobs $JOBS --out $OUT --report-all"
+for TASK in mp_eform perov5; do
+  $B --task $TASK --modes vanilla,distilled --kd-weights 1,10,100 --target-norms l2,standardize
+done
+$B --task mp_eform --modes distilled --kd-weights 10 --projections identity --target-norms l2,standardize
+$B --task mp_eform --modes distilled --kd-weights 10 --kd-losses cosine
+$B --task mp_eform --modes distilled --kd-weights 10 --projections mlp
+$B --task mp_eform --modes distilled --kd-weights 10 --kd-decays linear

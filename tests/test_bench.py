@@ -1,0 +1,127 @@
+"""``crysgnn-dgl bench`` end to end on a tiny grid of a user CSV: outputs, resume,
+bit-identical paired vanilla runs, bad rows skipped by id; tasks and statistics."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from crysgnn_dgl.bench.stats import paired_gain
+from crysgnn_dgl.bench.tasks import TaskSpec, load_task
+from crysgnn_dgl.cli import main
+from crysgnn_dgl.training.options import bundled_demo_table
+
+from conftest import data_file
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+TINY = ["--target", "formation_energy_per_atom", "--train-sizes", "12", "--seeds", "2",
+        "--epochs", "2", "--test-fraction", "0.2", "--early-stopping", "1"]
+
+
+@pytest.fixture(scope="module")
+def user_csv(tmp_path_factory):
+    frame = pd.read_csv(bundled_demo_table(), nrows=36)
+    frame["formation_energy_per_atom"] = frame["formation_energy_per_atom"].astype(object)
+    frame.loc[3, "formation_energy_per_atom"] = "n/a"
+    frame.loc[5, "cif"] = "not a cif"
+    path = tmp_path_factory.mktemp("bench") / "mine.csv.gz"
+    frame.to_csv(path, index=False)
+    return path, frame.material_id[3], frame.material_id[5]
+
+
+def _rows(out):
+    with open(out / "results.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_tiny_grid_end_to_end_and_resume(user_csv, tmp_path, capsys):
+    path, bad_target, bad_cif = user_csv
+    out = tmp_path / "sweep"
+    argv = ["bench", "--dataset", str(path), *TINY, "--modes", "vanilla,distilled", "--out", str(out)]
+    assert main(argv) == 0
+    rows = _rows(out)
+    assert len(rows) == 4
+    for column in ("task", "predictor", "mode", "teacher", "train_size", "seed", "val_mae", "test_mae",
+                   "best_epoch", "epochs", "seconds", "kd_mean"):
+        assert column in rows[0]
+    assert {(r["mode"], r["seed"]) for r in rows} == {(m, s) for m in ("vanilla", "distilled") for s in ("0", "1")}
+    for row in rows:
+        assert math.isfinite(float(row["test_mae"])) and 1 <= int(row["best_epoch"]) <= int(row["epochs"]) <= 2
+        assert row["train_size"] == "12"
+    distilled = [r for r in rows if r["mode"] == "distilled"]
+    assert all(float(r["kd_mean"]) > 0 for r in distilled)
+    summary = (out / "summary.md").read_text()
+    assert "distilled · bundled" in summary and "95 % CI" in summary
+    skipped = (out / "skipped.tsv").read_text()
+    assert bad_target in skipped and bad_cif in skipped
+    assert list(out.glob("mae_vs_size_*.png")) and list(out.glob("parity_*.png"))
+
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")}
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "4 stored, 0 to run" in capsys.readouterr().out
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")} == stamps
+
+
+def test_paired_vanilla_is_bit_identical_and_lambda_zero_equals_vanilla(user_csv, tmp_path):
+    path, _, _ = user_csv
+    results = []
+    for name, extra in (("a", []), ("b", ["--kd-weights", "0"])):
+        out = tmp_path / name
+        assert main(["bench", "--dataset", str(path), *TINY, "--modes", "vanilla,distilled",
+                     "--seeds", "1", "--out", str(out), *extra]) == 0
+        results.append({json.loads(p.read_text())["mode"]: json.loads(p.read_text())
+                        for p in (out / "runs").glob("*.json")})
+    first, second = results
+    assert first["vanilla"]["test_predictions"] == second["vanilla"]["test_predictions"]
+    assert first["vanilla"]["history"] == second["vanilla"]["history"]
+    # λ = 0: the teacher is attached (head, warm pre-pass) but adds nothing, so the run
+    # is the vanilla run exactly: same split, initial weights and batch order
+    assert second["distilled"]["test_predictions"] == second["vanilla"]["test_predictions"]
+    assert first["distilled"]["test_predictions"] != first["vanilla"]["test_predictions"]
+
+
+def test_bad_options_are_one_line_errors(user_csv, tmp_path, capsys):
+    path, _, _ = user_csv
+    assert main(["bench", "--dataset", str(path), "--target", "nope", "--out", str(tmp_path)]) == 2
+    assert "no target column 'nope'" in capsys.readouterr().err
+    assert main(["bench", "--dataset", str(tmp_path / "missing.csv"), "--target", "x", "--out", str(tmp_path)]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_config_file_fills_options(user_csv, tmp_path):
+    from crysgnn_dgl.cli import build_parser
+    from crysgnn_dgl.cli.bench import apply_config
+
+    config = tmp_path / "sweep.toml"
+    config.write_text('kd_weights = [1, 10]\ntrain_sizes = "50,100"\nmodes = ["vanilla"]\nseeds = 3\n')
+    args = apply_config(build_parser().parse_args(["bench", "--config", str(config), "--seeds", "4"]))
+    assert args.kd_weights == [1.0, 10.0] and args.train_sizes == [50, 100]
+    assert args.modes == ["vanilla"] and args.seeds == 4  # the command line wins
+
+
+def test_named_tasks_follow_their_splits():
+    if not data_file("mp_cgcnn36k.csv.xz").is_file():
+        pytest.skip("../shared/data not found")
+    task = load_task(TaskSpec(name="mp_eform"))
+    assert (len(task.pool), len(task.test), len(task.val)) == (31623, 2238, 1000)
+    assert not set(task.pool) & set(task.test)
+    assert task.train_candidates(500, 0)[:500] != task.train_candidates(500, 1)[:500]
+    elastic = load_task(TaskSpec(name="log_kvrh"))
+    row = pd.read_csv(data_file("mp_elastic3k.csv.xz"), nrows=1)
+    assert float(elastic.targets[0]) == pytest.approx(math.log10(row.K_VRH[0]), rel=1e-6)
+
+
+def test_paired_gain_against_hand_computation():
+    reference = {0: 1.0, 1: 1.0, 2: 1.0}
+    gain = paired_gain(reference, {0: 0.9, 1: 0.8, 2: 0.7})
+    assert gain.mean == pytest.approx(0.2)
+    half = 4.302652729911275 * 0.1 / math.sqrt(3)  # t(0.975, 2) · sd / √n
+    assert gain.ci == pytest.approx((0.2 - half, 0.2 + half))
+    assert gain.p_value == pytest.approx(0.07417990022744853, rel=1e-6)  # t = 2√3, 2 dof
+    assert gain.wins == 3
