@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 from pathlib import Path
 
 import torch
@@ -98,10 +99,16 @@ def train_once(args, dataset, split, out: Path, teacher=None):
     torch.manual_seed(args.seed)
     model = ALIGNNAtomWise(config.model)
 
-    def fit():
+    def fit() -> int:
         sink = contextlib.nullcontext() if not args.quiet else contextlib.redirect_stdout(io.StringIO())
         with sink:
             train_dgl(config, model=model, train_val_test_loaders=loaders(dataset, split, args.batch_size, args.seed))
+        # train_dgl keeps training the same object after its best epoch: restore the
+        # weights it saved at the best validation loss, and read which epoch that was
+        history = json.loads((out / "history_val.json").read_text())
+        losses = [row[0] if isinstance(row, list) else row for row in history]
+        model.load_state_dict(torch.load(out / "best_model.pt", weights_only=True))
+        return 1 + min(range(len(losses)), key=losses.__getitem__)
 
     def test_batches():
         for g, lg, lattice, target in loaders(dataset, split, args.batch_size, args.seed)[2]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 os.environ.setdefault("MATGL_BACKEND", "DGL")
 
+import lightning.pytorch as pl  # noqa: E402
 import torch  # noqa: E402
 
 from crysgnn_dgl.training.external import ExternalLoop, external_main, fit_and_test  # noqa: E402
@@ -63,9 +64,22 @@ def make_module(args, elements):
     return ModelLightningModule(model=model, loss="mse_loss", lr=args.lr, decay_steps=args.epochs * 100)
 
 
+class BestValidation(pl.Callback):
+    """Keeps the weights of the epoch with the lowest ``val_MAE`` (matgl's metric)."""
+
+    def __init__(self) -> None:
+        self.epoch, self.value, self.state = 0, float("inf"), None
+
+    def on_validation_epoch_end(self, trainer, module) -> None:
+        value = trainer.callback_metrics.get("val_MAE")
+        if trainer.sanity_checking or value is None or float(value) >= self.value:
+            return
+        self.epoch, self.value = trainer.current_epoch + 1, float(value)
+        self.state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
 def train_once(args, dataset_and_elements, split, out: Path, teacher=None):
     """One ``Trainer.fit``; returns the test result and the mean KD (or None)."""
-    import lightning.pytorch as pl
     from matgl.graph.data import MGLDataLoader
 
     dataset, elements = dataset_and_elements
@@ -76,11 +90,15 @@ def train_once(args, dataset_and_elements, split, out: Path, teacher=None):
     )
     module = make_module(args, elements)
 
-    def fit():
+    def fit() -> int:
         pl.seed_everything(args.seed, verbose=False)
+        best = BestValidation()
         trainer = pl.Trainer(max_epochs=args.epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                             enable_progress_bar=not args.quiet, enable_model_summary=False, default_root_dir=str(out))
+                             enable_progress_bar=not args.quiet, enable_model_summary=False, default_root_dir=str(out),
+                             callbacks=[best])
         trainer.fit(module, train_loader, val_loader)
+        module.load_state_dict(best.state)
+        return best.epoch
 
     def test_batches():
         for g, lat, state_attr, labels in test_loader:

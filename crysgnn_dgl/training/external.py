@@ -59,13 +59,15 @@ def fit_and_test(
     model: nn.Module,
     teacher: Any,
     delta: float,
-    fit: Callable[[], None],
+    fit: Callable[[], int],
     test_batches: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]],
 ) -> RunOutcome:
     """One timed run: attach ``teacher`` to ``model`` (unless ``None``), ``fit()``, then
     collect ``(prediction, target)`` of ``test_batches()`` in eval mode without gradients.
 
-    Returns the result and the mean KD term of the training (``None`` without a teacher).
+    ``fit`` trains, leaves the best-validation weights in the model and returns the
+    epoch they are from (measured by the library's loop). Returns the result and the
+    mean KD term of the training (``None`` without a teacher).
     """
     from ..distill import attach_teacher
 
@@ -73,7 +75,7 @@ def fit_and_test(
     state: dict[str, float | None] = {}
 
     def run() -> tuple[torch.Tensor, torch.Tensor]:
-        fit()
+        state["best_epoch"] = fit()
         state["kd_mean"] = hook.kd_mean if hook is not None else None
         model.eval()
         predictions, targets = [], []
@@ -88,6 +90,7 @@ def fit_and_test(
     finally:
         if hook is not None:
             hook.remove()
+    result.best_epoch = int(state["best_epoch"])
     return result, state.get("kd_mean")
 
 
@@ -103,8 +106,6 @@ def report(
     print_fn: Callable[[str], None] = print,
 ) -> Comparison:
     """Print the vanilla-vs-distilled table (and write the parity plot with ``--out``)."""
-    for result in (vanilla, distilled):
-        result.best_epoch = result.best_epoch or args.epochs
     training = TrainingSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     comparison = Comparison(vanilla, distilled, data.split, training, kd_mean, teacher_source)
     print_fn("")
@@ -126,7 +127,11 @@ def run_external_experiment(
     same seed and budget, and report."""
     from ..distill import resolve_teacher
 
-    warnings.filterwarnings("ignore")
+    # upstream noise (pymatgen CIF parsing, deprecations in alignn/matgl/lightning/dgl);
+    # the hook's own safeguards are RuntimeWarnings from crysgnn_dgl and stay visible
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(pymatgen|matgl|alignn|lightning|dgl|jarvis|torch)")
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     teacher = resolve_teacher(args.teacher)  # fail before any work when it is missing
