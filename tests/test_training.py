@@ -185,3 +185,34 @@ def test_comparison_runs_differ_only_by_the_kd_term(dataset, tmp_path):
     assert not torch.equal(weighted.vanilla.test_predictions, weighted.distilled.test_predictions)
     assert weighted.kd_mean is not None and weighted.kd_mean > 0
     assert "vanilla" in weighted.table() and "relative gain" in weighted.table()
+
+
+def test_early_stopping_and_plateau_schedule(dataset):
+    """Stops ``early_stopping`` epochs after the best validation epoch, halves the
+    learning rate after ``plateau_patience`` epochs without improvement, restores the best
+    weights for the test (its MAE recomputed independently from those weights)."""
+    split = split_indices(len(dataset), 0.25, 0.25, seed=1)
+    train_set, val_set, test_set = (subset(dataset, part) for part in (split.train, split.val, split.test))
+    normalizer = TargetNormalizer(dataset.targets[split.train])
+    settings = TrainingSettings(epochs=60, batch_size=8, lr=0.05, schedule="plateau", plateau_patience=1,
+                                plateau_factor=0.5, early_stopping=3)
+    torch.manual_seed(0)
+    model = CGCNN(CGCNNSettings(atom_fea_len=16, n_conv=1, h_fea_len=16))
+    result = train_predictor(model, train_set, val_set, test_set, settings, normalizer)
+    val = [row["val_mae"] for row in result.history]
+    best = 1 + min(range(len(val)), key=val.__getitem__)
+    assert result.best_epoch == best and result.best_val_mae == pytest.approx(min(val))
+    assert result.epochs == len(result.history) == best + 3 < 60
+    lrs = [row["lr"] for row in result.history]
+    assert lrs[0] == pytest.approx(0.05) and min(lrs) < 0.05 and all(a >= b for a, b in zip(lrs, lrs[1:]))
+    predictions, targets = predict(model, test_set, normalizer)
+    assert result.test_mae == pytest.approx(float((predictions - targets).abs().mean()), rel=1e-6)
+    validation, _ = predict(model, val_set, normalizer)
+    assert float((validation - _).abs().mean()) == pytest.approx(result.best_val_mae, rel=1e-5)
+
+
+def test_settings_validate_the_schedule():
+    with pytest.raises(ValueError, match="schedule"):
+        TrainingSettings(schedule="linear")
+    with pytest.raises(ValueError, match="early_stopping"):
+        TrainingSettings(early_stopping=0)
