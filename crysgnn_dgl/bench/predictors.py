@@ -87,3 +87,5 @@ def predictor(name: str) -> PredictorSpec:
     if name not in PREDICTORS:
         raise ValueError(f"unknown predictor {name!r}; choose from {sorted(PREDICTORS)}")
     return PREDICTORS[name]
+
+from . import predictors_dgl  # noqa: E402,F401 - registers megnet and alignn (imports them lazily)
