@@ -51,16 +51,12 @@ def megnet_dataset(args: argparse.Namespace, data, workdir: Path):
 
 
 def make_module(args, elements):
-    from matgl.models import MEGNet
     from matgl.utils.training import ModelLightningModule
 
+    from crysgnn_dgl.bench.predictors_dgl import small_megnet
+
     torch.manual_seed(args.seed)
-    model = MEGNet(
-        dim_node_embedding=args.node_embedding, dim_edge_embedding=args.edge_embedding, dim_state_embedding=2,
-        nblocks=args.blocks, hidden_layer_sizes_input=(args.hidden, args.hidden // 2),
-        hidden_layer_sizes_conv=(args.hidden, args.hidden, args.hidden // 2),
-        hidden_layer_sizes_output=(args.hidden // 2, args.hidden // 4), element_types=elements, cutoff=args.cutoff,
-    )
+    model = small_megnet(elements, args.cutoff, args.blocks, args.node_embedding, args.edge_embedding, args.hidden)
     return ModelLightningModule(model=model, loss="mse_loss", lr=args.lr, decay_steps=args.epochs * 100)
 
 
