@@ -22,13 +22,24 @@ from ..graph.errors import StructureError
 from .predictors import PredictorSpec, register_predictor
 from .tables import structure_input
 
-#: reduced MEGNet (matgl's defaults: 3 blocks, 100 Gaussians, MLPs 64-32 / 64-64-32 / 32-16)
+#: reduced MEGNet (matgl's defaults: 3 blocks, 100 Gaussians, hidden 64; see :func:`small_megnet`)
+MEGNET_SIZE: dict[str, Any] = {"blocks": 2, "node_embedding": 16, "edge_embedding": 40, "hidden": 32,
+                               "state_embedding": 2, "cutoff": 4.0}
+
+
+def megnet_layers(hidden: int) -> dict[str, tuple[int, ...]]:
+    """MLP widths of :func:`small_megnet`: the node features are ``hidden/2`` wide."""
+    return {"hidden_layer_sizes_input": (hidden, hidden // 2),
+            "hidden_layer_sizes_conv": (hidden, hidden, hidden // 2),
+            "hidden_layer_sizes_output": (hidden // 2, hidden // 4)}
+
+
 MEGNET_HYPER: dict[str, Any] = {
-    "model": "matgl.models.MEGNet (DGL backend)", "nblocks": 2, "dim_node_embedding": 16,
-    "dim_edge_embedding": 40, "dim_state_embedding": 2, "hidden_layer_sizes_input": [32, 16],
-    "hidden_layer_sizes_conv": [32, 32, 16], "hidden_layer_sizes_output": [16, 8], "nlayers_set2set": 1,
-    "niters_set2set": 2, "activation_type": "softplus2", "dropout": 0.0, "gauss_width": 0.5, "cutoff": 4.0,
-    "element_types": "H..Fm (Z = 1..100)", "state_attr": [0.0, 0.0],
+    "model": "matgl.models.MEGNet (DGL backend)", **MEGNET_SIZE,
+    **{k: list(v) for k, v in megnet_layers(MEGNET_SIZE["hidden"]).items()},
+    "matgl_defaults": {"nlayers_set2set": 1, "niters_set2set": 2, "activation_type": "softplus2", "dropout": 0.0,
+                       "gauss_width": 0.5, "include_state": True},
+    "element_types": "H..Fm (Z = 1..100)", "state_attr": [0.0, 0.0], "graph": "matgl Structure2Graph(cutoff)",
 }
 #: reduced ALIGNN (alignn's defaults: 4 + 4 layers, width 256, 80 / 40 RBF features)
 ALIGNN_MODEL: dict[str, Any] = {
@@ -107,24 +118,19 @@ def small_megnet(
     element_types: tuple[str, ...], cutoff: float, blocks: int, node_embedding: int, edge_embedding: int,
     hidden: int, state_embedding: int = 2,
 ) -> nn.Module:
-    """matgl's DGL ``MEGNet`` with MLP widths ``hidden``-``hidden/2`` (input),
-    ``hidden``-``hidden``-``hidden/2`` (conv: the node features are ``hidden/2`` wide) and
-    ``hidden/2``-``hidden/4`` (output); other settings are matgl's defaults."""
+    """matgl's DGL ``MEGNet`` with the MLP widths of :func:`megnet_layers`; other settings
+    are matgl's defaults."""
     _matgl()
     from matgl.models import MEGNet
 
     return MEGNet(
         dim_node_embedding=node_embedding, dim_edge_embedding=edge_embedding, dim_state_embedding=state_embedding,
-        nblocks=blocks, hidden_layer_sizes_input=(hidden, hidden // 2),
-        hidden_layer_sizes_conv=(hidden, hidden, hidden // 2),
-        hidden_layer_sizes_output=(hidden // 2, hidden // 4), element_types=element_types, cutoff=cutoff,
+        nblocks=blocks, element_types=element_types, cutoff=cutoff, **megnet_layers(hidden),
     )
 
 
 def _megnet() -> nn.Module:
-    h = MEGNET_HYPER
-    return FlatOutput(small_megnet(megnet_elements(), h["cutoff"], h["nblocks"], h["dim_node_embedding"],
-                                   h["dim_edge_embedding"], h["hidden_layer_sizes_input"][0], h["dim_state_embedding"]))
+    return FlatOutput(small_megnet(megnet_elements(), **MEGNET_SIZE))
 
 
 @lru_cache(maxsize=2)
@@ -140,7 +146,7 @@ def megnet_features(item: Any, structure_id: str) -> tuple:
     model's cutoff. A crystal without any bond within the cutoff is refused (its lattice
     could not travel in the batch graph that the MEGNet adapter reads)."""
     structure = checked_structure(item, structure_id)
-    cutoff = MEGNET_HYPER["cutoff"]
+    cutoff = MEGNET_SIZE["cutoff"]
     with foreign_failure(structure_id, "matgl's Structure2Graph"):
         graph, lattice, state_attr = _megnet_converter(cutoff).get_graph(structure)
     if graph.num_edges() == 0:
