@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -107,16 +108,21 @@ def test_tiny_bench_run_distils_and_pairs(user_csv, tmp_path, name):
     results = []
     for label, extra in (("kd", []), ("zero", ["--kd-weights", "0"])):
         out = tmp_path / label
+        if label == "zero":  # the second sweep reads the first one's stored graphs from disk
+            shutil.copytree(tmp_path / "kd" / "graphs", out / "graphs")
         assert main(["bench", "--dataset", str(path), *TINY, "--predictors", name, "--out", str(out), *extra]) == 0
         results.append(_runs(out))
     kd, zero = results
+    assert list((tmp_path / "zero" / "graphs").glob("*.0.graphs"))
     for runs in results:
         assert set(runs) == {"vanilla", "distilled"}
         for record in runs.values():
             assert record["predictor"] == name and record["train_size"] == 12
             assert math.isfinite(record["test_mae"]) and math.isfinite(record["val_mae"])
     assert kd["distilled"]["kd_mean"] > 0
+    # paired seeds, and graphs loaded from disk give the same run as freshly built ones
     assert kd["vanilla"]["test_predictions"] == zero["vanilla"]["test_predictions"]
+    assert kd["vanilla"]["history"] == zero["vanilla"]["history"]
     # λ = 0: the teacher is attached (head, warm pre-pass) yet the run is the vanilla run exactly
     assert zero["distilled"]["test_predictions"] == zero["vanilla"]["test_predictions"]
     assert kd["distilled"]["test_predictions"] != kd["vanilla"]["test_predictions"]
