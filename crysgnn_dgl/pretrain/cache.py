@@ -25,7 +25,7 @@ import json
 import os
 import warnings
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -38,7 +38,8 @@ from ..graph.errors import StructureError
 from ..graph.labels import crystal_labels
 from ..graph.neighbors import neighbor_table
 from ..graph.structures import validate_structure
-from .sources import StructureSource, iterate_sources, to_pymatgen
+from .sources import StructureSource, check_source, iterate_sources, to_pymatgen
+from .workers import worker_pool
 
 CACHE_FORMAT = "crysgnn_dgl.graph_cache"
 CACHE_VERSION = 1
@@ -164,18 +165,37 @@ def _chunks(pairs: Iterator[tuple[str, Any]], size: int) -> Iterator[list[tuple[
         yield chunk
 
 
+def _has_shards(folder: Path) -> bool:
+    shards = folder / "shards"
+    return shards.is_dir() and any(shards.glob("shard_*.json"))
+
+
 def _check_build_record(folder: Path, record: dict[str, Any]) -> None:
+    """Resume only the build that began this cache; a cache that holds no finished shard
+    yet (e.g. an earlier command failed on a mistyped input) is simply restarted."""
     path = folder / "build.json"
-    if path.is_file():
+    if path.is_file() and _has_shards(folder):
         previous = json.loads(path.read_text())
         if previous != record:
+            changed = sorted(k for k in record if previous.get(k) != record[k])
+            listed = "; ".join(f"{k}: was {previous.get(k)}, now {record[k]}" for k in changed)
             raise ValueError(
-                f"cache {folder} was built from different inputs or settings "
-                f"({previous} vs {record}); use a new folder"
+                f"cache {folder} was built from different inputs or settings ({listed}); "
+                "use a new cache folder, or delete this one to rebuild it"
             )
-    else:
+    if not path.is_file() or json.loads(path.read_text()) != record:
         folder.mkdir(parents=True, exist_ok=True)
         _write_json(path, record)
+
+
+def _check_arguments(sources: list[StructureSource], shard_size: int, workers: int) -> None:
+    """Everything :func:`build_cache` is given, checked before it writes anything."""
+    if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
+        raise ValueError(f"shard size must be an integer >= 1, got {shard_size!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"cache workers must be an integer >= 0, got {workers!r}")
+    for source in sources:
+        check_source(source)
 
 
 def _progress(enabled: bool) -> Any:
@@ -205,13 +225,17 @@ def build_cache(
         folder: cache folder; existing complete shards are reused.
         settings: featuriser settings (stored in the index).
         shard_size: inputs per shard.
-        workers: worker processes (0: featurise in this process).
+        workers: worker processes (0: featurise in this process); they die with this
+            process (:mod:`.workers`).
         dedupe: exclude a crystal whose id, or whose :func:`structure_fingerprint`,
             equals an earlier one's; listed in the report.
         progress: show a progress bar.
+
+    Every source, ``shard_size`` and ``workers`` are checked before anything is written.
     """
     settings = settings or GraphSettings()
     sources = list(sources)
+    _check_arguments(sources, shard_size, workers)
     folder = Path(folder)
     shard_folder = folder / "shards"
     record = {
@@ -246,7 +270,7 @@ def build_cache(
             done = reusable(number)
             collect(done or build_shard(number, chunk, str(shard_folder), settings.to_dict()), bool(done))
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with worker_pool(workers) as pool:
             pending: set[Future] = set()
             for number, chunk in chunks:
                 done = reusable(number)

@@ -28,12 +28,16 @@ def epoch_metrics(trainer: pl.Trainer) -> dict[str, float]:
 class EpochCheckpoint(pl.Callback):
     """After every epoch (validation included) write, atomically:
 
-    * ``checkpoints/epoch_XXX.pt``, ``checkpoints/last.pt`` and ``checkpoints/best.pt``
-      (lowest ``val/total``): weights-only crysgnn_dgl checkpoints with the epoch's
+    * ``lightning_last.ckpt``: Lightning's full state (optimiser, schedule, loops, and
+      this callback's record of the epoch), written first: it is the commit point;
+    * ``checkpoints/epoch_XXX.pt``, ``checkpoints/best.pt`` (lowest ``val/total``) and
+      ``checkpoints/last.pt``: weights-only crysgnn_dgl checkpoints with the epoch's
       metrics and the run settings under ``training``;
-    * ``lightning_last.ckpt``: Lightning's full state (optimiser, schedule, loops) so a
-      killed run resumes from the last finished epoch;
     * one line per epoch in ``history.jsonl``.
+
+    A run killed after the commit point is completed by
+    :func:`~crysgnn_dgl.pretrain.recovery.complete_interrupted_epoch` when it resumes;
+    one killed before it repeats the epoch.
     """
 
     def __init__(self, folder: str | Path, run_settings: dict[str, Any], keep_every_epoch: bool = True):
@@ -41,12 +45,14 @@ class EpochCheckpoint(pl.Callback):
         self.run_settings = run_settings
         self.keep_every_epoch = keep_every_epoch
         self.best = math.inf
+        self.record: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best}
+        return {"best": self.best, "record": self.record}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best = float(state_dict.get("best", math.inf))
+        self.record = state_dict.get("record")
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -64,32 +70,53 @@ class EpochCheckpoint(pl.Callback):
             "global_step": trainer.global_step,
             "metrics": metrics,
         }
-        # Lightning's state first: every rank takes part, rank 0 writes.
+        self.record = {"epoch": epoch, "improved": improved, "training": training}
+        # Lightning's state first (the commit point): every rank takes part, rank 0 writes.
         state = self.folder / LIGHTNING_STATE
         temporary = state.with_name(f".{state.name}.tmp")
         trainer.save_checkpoint(temporary, weights_only=False)
         if trainer.is_global_zero:
             os.replace(temporary, state)
-            model = pl_module.model
-            folder = self.folder / "checkpoints"
-            if self.keep_every_epoch:
-                save_checkpoint(folder / f"epoch_{epoch:03d}.pt", model, training)
-            save_checkpoint(folder / "last.pt", model, training)
-            if improved:
-                save_checkpoint(folder / "best.pt", model, training)
-            with open(self.folder / "history.jsonl", "a") as handle:
-                handle.write(json.dumps({"epoch": epoch, "global_step": trainer.global_step, **metrics}) + "\n")
+            write_epoch_files(self.folder, pl_module.model, self.record, self.keep_every_epoch)
+
+
+def history_line(record: dict[str, Any]) -> dict[str, Any]:
+    """The ``history.jsonl`` entry of an epoch record."""
+    training = record["training"]
+    return {"epoch": record["epoch"], "global_step": training["global_step"], **training["metrics"]}
+
+
+def write_epoch_files(
+    folder: Path, model: Any, record: dict[str, Any], keep_every_epoch: bool = True,
+    which: tuple[str, ...] = ("epoch", "best", "last", "history"),
+) -> None:
+    """Write the project's files of one finished epoch (``which`` of them)."""
+    checkpoints = folder / "checkpoints"
+    epoch, training = record["epoch"], record["training"]
+    if "epoch" in which and keep_every_epoch:
+        save_checkpoint(checkpoints / f"epoch_{epoch:03d}.pt", model, training)
+    if "best" in which and record["improved"]:
+        save_checkpoint(checkpoints / "best.pt", model, training)
+    if "last" in which:
+        save_checkpoint(checkpoints / "last.pt", model, training)
+    if "history" in which:
+        with open(folder / "history.jsonl", "a") as handle:
+            handle.write(json.dumps(history_line(record)) + "\n")
 
 
 def read_history(folder: str | Path) -> list[dict[str, Any]]:
-    """Per-epoch metrics of a run (the last record of each epoch wins after a resume)."""
+    """Per-epoch metrics of a run (the last record of each epoch wins after a resume; a
+    line cut short by a kill is ignored)."""
     path = Path(folder) / "history.jsonl"
     if not path.is_file():
         return []
     records: dict[int, dict[str, Any]] = {}
     for line in path.read_text().splitlines():
-        if line.strip():
+        try:
             record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and "epoch" in record:
             records[record["epoch"]] = record
     return [records[e] for e in sorted(records)]
 

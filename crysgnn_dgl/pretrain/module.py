@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_warn
 import torch
 
 from ..backend import dgl
@@ -39,6 +40,7 @@ class PretrainModule(pl.LightningModule):
         self.objectives = ObjectiveSettings.from_dict(objective_settings or {})
         self.optimizer_settings = OptimizerSettings.from_dict(optimizer_settings or {})
         self.seed = seed
+        self.skipped_batches = 0
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         graph, labels = batch
@@ -62,7 +64,19 @@ class PretrainModule(pl.LightningModule):
             )
         return losses["total"]
 
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
+        graph, labels = batch
+        if graph.num_nodes() < 2:
+            # batch normalisation cannot train on one atom: skip the step (Lightning
+            # moves on to the next batch) and say so once
+            self.skipped_batches += 1
+            if self.skipped_batches == 1:
+                rank_zero_warn(
+                    f"skipping training batch {batch_idx} of epoch {self.current_epoch}: it holds a single "
+                    "atom (a one-atom crystal alone), which batch normalisation cannot train on; "
+                    "use a batch size above 1 to train on such crystals",
+                )
+            return None
         return self._step(batch, batch_idx, "train")
 
     def validation_step(self, batch: Any, batch_idx: int) -> torch.Tensor:

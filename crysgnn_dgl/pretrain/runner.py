@@ -32,7 +32,8 @@ def run_pretraining(
     """Build (or finish) the graph cache of ``sources`` and pre-train on it.
 
     The cache goes to ``cache_folder`` (default ``<output_folder>/cache``); both steps
-    resume where an interrupted call stopped.
+    resume where an interrupted call stopped. Inputs that yield no crystal at all are an
+    error (``ValueError`` naming them), not an empty run.
     """
     output = Path(output_folder)
     cache = Path(cache_folder) if cache_folder is not None else output / "cache"
@@ -41,6 +42,19 @@ def run_pretraining(
         dedupe=dedupe, progress=progress,
     )
     print(report.summary(), flush=True)
+    if report.skipped:
+        print(
+            f"{len(report.skipped)} input(s) skipped as unreadable or invalid; "
+            f"reasons in {report.folder / 'report.tsv'}",
+            file=sys.stderr, flush=True,
+        )
+    if report.crystals == 0:
+        names = ", ".join(s.path for s in sources)
+        found = f"all {report.inputs} input(s) were skipped" if report.inputs else "no structures were found"
+        raise ValueError(
+            f"nothing to pre-train on: {found} in {names} (reasons in {report.folder / 'report.tsv'}); "
+            "check the inputs"
+        )
     if cache_only:
         return report, None
     result = pretrain(

@@ -65,3 +65,17 @@ class TrainingSettings(SettingsBase):
     max_loaded_shards: int | None = None
     log_every_n_steps: int = 50
     limit_train_batches: int | None = None
+
+    def __post_init__(self) -> None:
+        least = {
+            "max_epochs": 1, "batch_size": 1, "num_workers": 0, "num_nodes": 1, "num_threads": 1,
+            "shuffle_window": 1, "max_loaded_shards": 1, "log_every_n_steps": 1, "limit_train_batches": 1,
+        }
+        for name, minimum in least.items():
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
+                raise ValueError(f"TrainingSettings.{name} must be an integer >= {minimum}, got {value!r}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(
+                f"TrainingSettings.validation_fraction must be in [0, 1), got {self.validation_fraction!r}"
+            )

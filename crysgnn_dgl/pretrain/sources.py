@@ -193,10 +193,20 @@ _READERS = {
 }
 
 
+def check_source(source: StructureSource) -> None:
+    """Raise, naming the file, if ``source`` does not exist or is of an unknown kind."""
+    if not Path(source.path).exists():
+        raise FileNotFoundError(f"pre-training input {source.path!r} does not exist; check the path")
+    source.kind  # noqa: B018 - raises StructureError for an unknown kind
+    if source.limit is not None and source.limit < 1:
+        raise ValueError(f"{source.path}: limit must be >= 1, got {source.limit}")
+
+
 def open_source(path: str | Path, **options: Any) -> StructureSource:
-    """A :class:`StructureSource` for ``path``; ``options`` are its other fields."""
+    """A :class:`StructureSource` for ``path``; ``options`` are its other fields.
+    A missing file or an unknown kind is refused here, naming the file."""
     source = StructureSource(str(path), **options)
-    source.kind  # noqa: B018 - validates the input kind early, naming the file
+    check_source(source)
     return source
 
 

@@ -17,6 +17,7 @@ from ..config import ModelSettings
 from .callbacks import LIGHTNING_STATE, EpochCheckpoint, EpochPrinter, epoch_metrics
 from .dataset import CacheCollate, GraphCache, ShardBatchSampler
 from .module import PretrainModule
+from .recovery import complete_interrupted_epoch
 from .objectives import ObjectiveSettings
 from .settings import OptimizerSettings, TrainingSettings
 
@@ -90,7 +91,9 @@ def pretrain(
     """Pre-train CrysGNN on a graph cache; resumes from ``output_folder`` when it holds a run.
 
     Writes ``checkpoints/epoch_XXX.pt``, ``last.pt``, ``best.pt`` (crysgnn_dgl format),
-    ``lightning_last.ckpt`` (resume state), ``history.jsonl`` and Lightning logs.
+    ``lightning_last.ckpt`` (resume state), ``history.jsonl`` and Lightning logs. On
+    resume, files of the last finished epoch that a kill prevented are written first.
+    A cache without crystals, or without training crystals, is refused.
     """
     model_settings = model_settings or ModelSettings()
     objectives = objectives or ObjectiveSettings()
@@ -104,7 +107,17 @@ def pretrain(
 
     loaded = training.max_loaded_shards or training.shuffle_window + 1
     cache = GraphCache(cache_folder, max_loaded_shards=loaded)
+    if len(cache) == 0:
+        raise ValueError(
+            f"graph cache {cache.folder} holds no crystals: every input was skipped or none was "
+            f"found (reasons in {cache.folder / 'report.tsv'}); check the inputs"
+        )
     train_loader, val_loader = make_loaders(cache, training)
+    if len(train_loader.batch_sampler.positions) == 0:
+        raise ValueError(
+            f"all {len(cache)} crystal(s) of {cache.folder} went to validation "
+            f"(validation_fraction {training.validation_fraction}); lower it or add crystals"
+        )
     module = PretrainModule(
         model_settings=model_settings.to_dict(),
         graph_settings=cache.graph_settings.to_dict(),
@@ -140,15 +153,30 @@ def pretrain(
         deterministic=False,
     )
     state = folder / LIGHTNING_STATE
+    if resume and _is_first_process():
+        complete_interrupted_epoch(folder, checkpointer.keep_every_epoch)
     ckpt_path = str(state) if resume and state.is_file() else None
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
     trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=True if ckpt_path else None)
 
+    last = folder / "checkpoints" / "last.pt"
     return PretrainResult(
         folder=folder,
-        last_checkpoint=folder / "checkpoints" / "last.pt",
+        last_checkpoint=last,
         best_checkpoint=folder / "checkpoints" / "best.pt",
         epochs_completed=trainer.current_epoch,
-        metrics=epoch_metrics(trainer),
+        metrics=epoch_metrics(trainer) or _recorded_metrics(last),
     )
+
+
+def _is_first_process() -> bool:
+    """Rank 0 of a (possibly launched) distributed job, before Lightning sets it up."""
+    return all(int(os.environ.get(name, "0")) == 0 for name in ("LOCAL_RANK", "NODE_RANK", "RANK"))
+
+
+def _recorded_metrics(checkpoint: Path) -> dict[str, float]:
+    """Metrics stored in a run's ``last.pt`` (a resumed run with nothing left to train)."""
+    if not checkpoint.is_file():
+        return {}
+    return dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["training"].get("metrics", {}))
