@@ -9,6 +9,8 @@ import argparse
 import importlib
 import sys
 
+from .errors import add_debug_argument, run_command
+
 COMMAND_MODULES = ("doctor", "pretrain", "embed", "demo", "bench")
 
 
@@ -22,13 +24,14 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"crysgnn_dgl.cli.{name}")
         command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.add_arguments(command)
+        add_debug_argument(command)
         command.set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args._run(args) or 0)
+    return run_command(args)
 
 
 if __name__ == "__main__":
