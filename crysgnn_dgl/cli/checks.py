@@ -29,7 +29,10 @@ def require_device(name: str, option: str = "--device") -> None:
         raise UsageError(f"{option} {name!r} is not a device name (e.g. cpu, cuda, cuda:1): {error}") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise UsageError(f"{option} {name}: CUDA is not available on this machine (torch {torch.__version__}); use {option} cpu")
+            raise UsageError(
+                f"{option} {name}: CUDA is not available on this machine (torch {torch.__version__}); "
+                f"use {option} cpu"
+            )
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise UsageError(f"{option} {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     elif device.type == "mps" and not torch.backends.mps.is_available():

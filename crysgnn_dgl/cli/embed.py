@@ -93,7 +93,10 @@ def run(args: argparse.Namespace) -> int:
         out = result.save(out)
     print(f"embedded {len(result.ids)} structure(s) ({result.atom_embeddings.shape[0]} atoms) -> {out}")
     if result.notes:
-        print(f"{len(result.notes)} note(s) on embedded structures (all stored in {out.name}: note_ids, notes):", file=sys.stderr)
+        print(
+            f"{len(result.notes)} note(s) on embedded structures (all stored in {out.name}: note_ids, notes):",
+            file=sys.stderr,
+        )
         for sid, note in result.notes[:NOTES_SHOWN]:
             print(f"  {sid}: {note}", file=sys.stderr)
     if result.skipped:
@@ -104,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         if len(result.skipped) > SKIPPED_SHOWN:
             print(f"  ... and {len(result.skipped) - SKIPPED_SHOWN} more", file=sys.stderr)
     if not result.ids:
-        print(f"crysgnn-dgl embed: error: no structure could be embedded; reasons in {skipped_report_path(out)}", file=sys.stderr)
+        report = skipped_report_path(out)
+        print(f"crysgnn-dgl embed: error: no structure could be embedded; reasons in {report}", file=sys.stderr)
         return 1
     return 0

@@ -95,7 +95,9 @@ def _check(args: argparse.Namespace) -> None:
 def _print_result(result) -> None:
     print(f"epochs completed: {result.epochs_completed}")
     print(f"last checkpoint:  {result.last_checkpoint}")
-    best = result.best_checkpoint if result.best_checkpoint.is_file() else "none (no epoch had a finite validation loss)"
+    best = result.best_checkpoint
+    if not best.is_file():
+        best = "none (no epoch had a finite validation loss)"
     print(f"best checkpoint:  {best}")
     for name in sorted(result.metrics):
         print(f"  {name:32s} {result.metrics[name]:.4f}")

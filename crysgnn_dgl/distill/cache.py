@@ -292,7 +292,8 @@ class DiskEmbeddingCache(EmbeddingCache):
         good = bad = 0
         for key, atoms, dim, blob, checksum in read:
             key = bytes(key)
-            if checksum is None or bytes(checksum) != row_checksum(key, atoms, dim, bytes(blob)) or len(blob) != 2 * atoms * dim:
+            intact = checksum is not None and len(blob) == 2 * atoms * dim
+            if not intact or bytes(checksum) != row_checksum(key, atoms, dim, bytes(blob)):
                 bad += 1
                 continue
             rows = torch.from_numpy(np.frombuffer(blob, dtype=np.float16).copy().reshape(atoms, dim))
