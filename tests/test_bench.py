@@ -125,3 +125,18 @@ def test_paired_gain_against_hand_computation():
     assert gain.ci == pytest.approx((0.2 - half, 0.2 + half))
     assert gain.p_value == pytest.approx(0.07417990022744853, rel=1e-6)  # t = 2√3, 2 dof
     assert gain.wins == 3
+
+
+def test_transfer_from_a_source_task(tmp_path):
+    """DFT → experiment (the CrysGNN paper's Table 5) on a tiny budget: trained on MP
+    formation energies first, then on 20 % of the experimental enthalpies."""
+    data_file("oqmd_ssub_experimental.dat")
+    out = tmp_path / "transfer"
+    assert main(["bench", "--task", "exp_eform", "--source-task", "mp_eform", "--source-size", "16",
+                 "--limit", "150", "--train-fraction", "0.2", "--train-sizes", "all", "--seeds", "1",
+                 "--epochs", "2", "--early-stopping", "1", "--modes", "vanilla", "--out", str(out)]) == 0
+    (record,) = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+    assert record["task"] == "exp_eform←mp_eform 16"
+    assert record["train_size"] == 30  # 20 % of the first 150 matched formulas
+    assert math.isfinite(record["source_test_mae"]) and math.isfinite(record["test_mae"])
+    assert len(record["test_targets"]) == 150 - 30 - 15

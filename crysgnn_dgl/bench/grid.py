@@ -24,6 +24,8 @@ class Grid:
     recipes: Sequence[KDRecipe] = field(default_factory=lambda: (KDRecipe(),))
     teacher: str | None = None
     training: TrainingSettings = DEFAULT_TRAINING
+    source: TaskSpec | None = None
+    source_size: int = 1000
 
     def specs(self) -> list[RunSpec]:
         """The runs, seeds outermost (a partial sweep has whole seeds first), then sizes,
@@ -33,6 +35,7 @@ class Grid:
             self.seeds, self.train_sizes, self.tasks, self.predictors, self.modes
         ):
             for recipe in self.recipes if mode in KD_MODES else (KDRecipe(),):
-                spec = RunSpec(task, predictor, mode, size, seed, self.teacher, recipe, self.training)
+                spec = RunSpec(task, predictor, mode, size, seed, self.teacher, recipe, self.training,
+                               self.source, self.source_size)
                 runs.setdefault(spec.key(), spec)
         return list(runs.values())

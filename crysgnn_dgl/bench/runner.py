@@ -20,19 +20,21 @@ from .spec import KD_MODES, RunSpec
 HEAD_SEED, TRAIN_SEED, TEACHER_SEED = 10_000, 20_000, 30_000
 
 
-def training_split(store: GraphStore, spec: RunSpec) -> tuple[list, list, list, list[int]]:
-    """``(train, val, test)`` item lists and the training indices used."""
-    candidates = store.task.train_candidates(spec.train_size, spec.seed)
+def training_split(store: GraphStore, size: int, seed: int) -> tuple[list, list, list, list[int]]:
+    """``(train, val, test)`` item lists and the training indices used (``size`` 0: all)."""
+    candidates = store.task.train_candidates(size, seed)
     store.ensure(candidates)
     train, kept = store.items(candidates)
-    if len(train) < spec.train_size:
+    size = size or len(train)
+    if len(train) < size:
         raise ValueError(
             f"task {store.task.spec.label}: only {len(train)} of {len(candidates)} drawn training "
-            f"crystals are usable; asked for {spec.train_size}"
+            f"crystals are usable; asked for {size}"
         )
+    store.ensure(list(store.task.val) + list(store.task.test))
     val, _ = store.items(store.task.val)
     test, _ = store.items(store.task.test)
-    return train[: spec.train_size], val, test, kept[: spec.train_size]
+    return train[:size], val, test, kept[:size]
 
 
 def _kd_schedule(hook: Any, spec: RunSpec):
@@ -49,6 +51,11 @@ def _kd_schedule(hook: Any, spec: RunSpec):
     return on_epoch_start
 
 
+def _warm(hook: Any, train: list, store: GraphStore, batch_size: int) -> None:
+    batch = batch_size * 4
+    hook.warm(store.predictor.collate(train[i : i + batch])[0] for i in range(0, len(train), batch))
+
+
 def _attach(model: torch.nn.Module, spec: RunSpec, train: list, store: GraphStore) -> Any:
     from ..distill import attach_teacher, resolve_teacher
 
@@ -60,16 +67,27 @@ def _attach(model: torch.nn.Module, spec: RunSpec, train: list, store: GraphStor
         torch.manual_seed(spec.seed + HEAD_SEED)
         hook = attach_teacher(store.predictor.student(model), teacher, adapter=store.predictor.adapter,
                               settings=settings)
-    batch = spec.training.batch_size * 4
-    hook.warm(store.predictor.collate(train[i : i + batch])[0] for i in range(0, len(train), batch))
+    _warm(hook, train, store, spec.training.batch_size)
     return hook
 
 
-def run_one(spec: RunSpec, store: GraphStore, log=None, keep_predictions: bool = True) -> dict[str, Any]:
-    """Train and evaluate one run; returns its result record (MAEs in target units)."""
-    start = time.perf_counter()
-    train, val, test, indices = training_split(store, spec)
+def _train(model, spec: RunSpec, store: GraphStore, hook: Any, train, val, test, log):
     normalizer = TargetNormalizer(torch.stack([target for _, target in train]))
+    torch.manual_seed(spec.seed + TRAIN_SEED)
+    training = spec.training.__class__.from_dict({**spec.training.to_dict(), "seed": spec.seed})
+    return train_predictor(
+        model, train, val or None, test, training, normalizer, log, collate=store.predictor.collate,
+        on_epoch_start=_kd_schedule(hook, spec) if hook is not None and spec.recipe.decay != "none" else None,
+    )
+
+
+def run_one(spec: RunSpec, store: GraphStore, log=None, keep_predictions: bool = True,
+            source_store: GraphStore | None = None) -> dict[str, Any]:
+    """Train and evaluate one run; returns its result record (MAEs in target units).
+    A transfer run (``spec.source``) first trains on ``source_store``'s task."""
+    start = time.perf_counter()
+    train, val, test, indices = training_split(store, spec.train_size, spec.seed)
+    first = training_split(source_store, spec.source_size, spec.seed) if spec.source is not None else None
     torch.manual_seed(spec.seed)
     if spec.mode == "finetune":
         if store.predictor.featurize is not crysgnn_features:
@@ -77,20 +95,20 @@ def run_one(spec: RunSpec, store: GraphStore, log=None, keep_predictions: bool =
         model = finetune_model(spec.teacher_path())
     else:
         model = store.predictor.build()
-    hook = _attach(model, spec, train, store) if spec.mode in KD_MODES else None
-    torch.manual_seed(spec.seed + TRAIN_SEED)
-    training = spec.training.__class__.from_dict({**spec.training.to_dict(), "seed": spec.seed})
+    hook = _attach(model, spec, first[0] if first else train, store) if spec.mode in KD_MODES else None
+    source_result = None
     try:
-        result = train_predictor(
-            model, train, val or None, test, training, normalizer, log, collate=store.predictor.collate,
-            on_epoch_start=_kd_schedule(hook, spec) if hook is not None and spec.recipe.decay != "none" else None,
-        )
+        if first is not None:
+            source_result = _train(model, spec, source_store, hook, *first[:3], log)
+            if hook is not None:
+                _warm(hook, train, store, spec.training.batch_size)
+        result = _train(model, spec, store, hook, train, val, test, log)
         kd_mean = hook.kd_mean if hook is not None else None
     finally:
         if hook is not None:
             hook.remove()
     record: dict[str, Any] = {
-        "task": spec.task.label, "predictor": spec.predictor, "mode": spec.mode,
+        "task": spec.task_label, "predictor": spec.predictor, "mode": spec.mode,
         "teacher": spec.teacher_label, "recipe": spec.recipe.label if spec.mode in KD_MODES else "",
         "train_size": len(indices), "seed": spec.seed,
         "val_mae": result.best_val_mae, "test_mae": result.test_mae,
@@ -99,6 +117,9 @@ def run_one(spec: RunSpec, store: GraphStore, log=None, keep_predictions: bool =
         "kd_mean": kd_mean if kd_mean is not None else float("nan"),
         "unit": spec.task.unit, "key": spec.key(),
     }
+    if source_result is not None:
+        record["source_test_mae"] = source_result.test_mae
+        record["source_best_epoch"] = source_result.best_epoch
     if keep_predictions:
         record["history"] = [{k: v for k, v in row.items() if k != "seconds"} for row in result.history]
         record["test_predictions"] = [round(float(v), 6) for v in result.test_predictions]

@@ -72,7 +72,10 @@ def file_digest(path: str) -> str:
 @dataclass(frozen=True)
 class RunSpec:
     """Everything one run depends on. ``teacher`` is a checkpoint path (``None``: the
-    bundled teacher); vanilla runs ignore the teacher and the recipe."""
+    bundled teacher); vanilla runs ignore the teacher and the recipe. ``train_size`` 0:
+    the task's whole training part. With ``source``, the predictor is first trained on
+    ``source_size`` crystals of the source task (same mode), then on this task (transfer,
+    the CrysGNN paper's Table 5)."""
 
     task: TaskSpec
     predictor: str
@@ -82,6 +85,8 @@ class RunSpec:
     teacher: str | None = None
     recipe: KDRecipe = field(default_factory=KDRecipe)
     training: TrainingSettings = DEFAULT_TRAINING
+    source: TaskSpec | None = None
+    source_size: int = 1000
 
     def __post_init__(self) -> None:
         from .predictors import predictor
@@ -89,8 +94,17 @@ class RunSpec:
         predictor(self.predictor)  # known name, or a clear error
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; choose from {MODES}")
-        if self.train_size < 2:
-            raise ValueError(f"train_size must be >= 2, got {self.train_size}")
+        if self.train_size < 0 or self.train_size == 1:
+            raise ValueError(f"train_size must be >= 2 (or 0: all), got {self.train_size}")
+        if self.source is not None and self.source_size < 2:
+            raise ValueError(f"source_size must be >= 2, got {self.source_size}")
+
+    @property
+    def task_label(self) -> str:
+        """The task's name, with the source task of a transfer run."""
+        if self.source is None:
+            return self.task.label
+        return f"{self.task.label}←{self.source.label} {self.source_size}"
 
     @property
     def uses_teacher(self) -> bool:
@@ -110,7 +124,7 @@ class RunSpec:
         return str(self.teacher or default_teacher_path())
 
     def to_dict(self) -> dict:
-        return {
+        values = {
             "task": self.task.to_dict(), "predictor": self.predictor, "mode": self.mode,
             "train_size": self.train_size, "seed": self.seed,
             "teacher": self.teacher_label,
@@ -118,6 +132,9 @@ class RunSpec:
             "recipe": self.recipe.to_dict() if self.mode in KD_MODES else {},
             "training": self.training.to_dict(),
         }
+        if self.source is not None:  # absent from the keys of runs without a source
+            values["source"] = {"task": self.source.to_dict(), "size": self.source_size}
+        return values
 
     def key(self) -> str:
         """Hash of :meth:`to_dict` (what the result depends on)."""

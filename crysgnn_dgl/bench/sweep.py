@@ -13,7 +13,7 @@ from typing import Any
 
 from .graphs import GraphStore
 from .spec import RunSpec
-from .tasks import TaskData, load_task
+from .tasks import TaskData, TaskSpec, load_task
 
 _WORKER: dict[str, Any] = {}
 
@@ -50,14 +50,17 @@ def _save_result(out: Path, spec: RunSpec, record: dict[str, Any]) -> None:
     os.replace(partial, path)
 
 
-def _store(spec: RunSpec, out: Path, data_dir: Path | None) -> GraphStore:
+def _store(spec: RunSpec, out: Path, data_dir: Path | None, task: TaskSpec | None = None) -> GraphStore:
+    """The input store of ``task`` (default: the run's task) for the run's predictor,
+    loaded once per process."""
     from .predictors import predictor
 
+    task = task or spec.task
     tasks = _WORKER.setdefault("tasks", {})
     stores = _WORKER.setdefault("stores", {})
-    task_key = json.dumps(spec.task.to_dict(), sort_keys=True)
+    task_key = json.dumps(task.to_dict(), sort_keys=True)
     if task_key not in tasks:
-        tasks[task_key] = load_task(spec.task, data_dir)
+        tasks[task_key] = load_task(task, data_dir)
     key = (task_key, spec.predictor)
     if key not in stores:
         stores[key] = GraphStore(tasks[task_key], predictor(spec.predictor), Path(out) / "graphs")
@@ -71,9 +74,12 @@ def _run_in_worker(job: tuple[RunSpec, str, str | None, bool]) -> tuple[str, dic
 
     spec, out, data_dir, verbose = job
     torch.set_num_threads(1)
+    data = Path(data_dir) if data_dir else None
     try:
-        record = run_one(spec, _store(spec, Path(out), Path(data_dir) if data_dir else None),
-                         log=(lambda line: print(f"[{spec.key()[:8]}] {line}", flush=True)) if verbose else None)
+        source = _store(spec, Path(out), data, spec.source) if spec.source is not None else None
+        record = run_one(spec, _store(spec, Path(out), data),
+                         log=(lambda line: print(f"[{spec.key()[:8]}] {line}", flush=True)) if verbose else None,
+                         source_store=source)
     except (ValueError, RuntimeError, OSError) as exc:
         return spec.key(), None, f"{type(exc).__name__}: {exc}"
     _save_result(Path(out), spec, record)
@@ -84,16 +90,20 @@ def prepare_graphs(specs: Sequence[RunSpec], out: Path, data_dir: Path | None,
                    progress: Callable[[int, int], Callable[[int], None]] | None = None) -> list[TaskData]:
     """Build (once, in this process) every graph the runs will need, so that workers only read."""
     tasks = []
-    by_task: dict[tuple[str, str], list[RunSpec]] = {}
+    by_task: dict[tuple[str, str], list[tuple[RunSpec, TaskSpec, int]]] = {}
     for spec in specs:
-        by_task.setdefault((json.dumps(spec.task.to_dict(), sort_keys=True), spec.predictor), []).append(spec)
+        uses = [(spec.task, spec.train_size)] + ([(spec.source, spec.source_size)] if spec.source else [])
+        for task, size in uses:
+            by_task.setdefault((json.dumps(task.to_dict(), sort_keys=True), spec.predictor), []).append(
+                (spec, task, size))
     for group in by_task.values():
-        store = _store(group[0], out, data_dir)
+        store = _store(group[0][0], out, data_dir, group[0][1])
         needed: list[int] = list(store.task.val) + list(store.task.test)
-        for spec in group:
-            needed += store.task.train_candidates(spec.train_size, spec.seed)
+        for spec, _, size in group:
+            needed += store.task.train_candidates(size, spec.seed)
         missing = store.missing(needed)
-        tick = progress(len(missing), f"{group[0].task.label} {group[0].predictor}") if progress and missing else None
+        label = f"{store.task.spec.label} {store.predictor.name}"
+        tick = progress(len(missing), label) if progress and missing else None
         store.ensure(missing, tick)
         if store.task not in tasks:
             tasks.append(store.task)

@@ -26,6 +26,10 @@ def _ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v.strip()]
 
 
+def _sizes(text: str) -> list[int]:
+    return [0 if v.strip() == "all" else int(v) for v in text.split(",") if v.strip()]
+
+
 def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",") if v.strip()]
 
@@ -51,6 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--id-column", default=None, help="id column (default: material_id when present)")
     data.add_argument("--test-fraction", type=float, default=0.1,
                       help="test (and validation) fraction of random splits (default: %(default)s)")
+    data.add_argument("--train-fraction", type=float, default=None,
+                      help="random splits: this fraction for training, --test-fraction for validation, "
+                           "the rest for test (e.g. 0.2 with --train-sizes all)")
+    data.add_argument("--source-task", default=None,
+                      help="transfer: train first on this named task (same mode), then on --task, e.g. "
+                           "--source-task mp_eform --task exp_eform (the CrysGNN paper's Table 5)")
+    data.add_argument("--source-size", type=int, default=1000, help="training crystals of --source-task (default: %(default)s)")
     data.add_argument("--val-limit", type=int, default=1000, help="at most this many validation crystals (default: %(default)s)")
     data.add_argument("--limit", type=int, default=None, help="read only the first N rows (quick checks)")
     data.add_argument("--data-dir", type=Path, default=None, help="folder of the named tasks' files (default: ../shared/data)")
@@ -58,7 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     grid.add_argument("--predictors", type=_words, default=["cgcnn"], help="cgcnn, gatgnn, megnet, alignn (default: cgcnn)")
     grid.add_argument("--modes", type=_words, default=["vanilla", "distilled"],
                       help="vanilla, distilled, random-teacher, shuffled-teacher, finetune (default: vanilla,distilled)")
-    grid.add_argument("--train-sizes", type=_ints, default=[1000], help="training-set sizes (default: 1000)")
+    grid.add_argument("--train-sizes", type=_sizes, default=[1000],
+                      help="training-set sizes; 'all': the whole training part (default: 1000)")
     grid.add_argument("--seeds", type=int, default=5, help="paired seeds first-seed … first-seed+N-1 (default: %(default)s)")
     grid.add_argument("--first-seed", type=int, default=0, help="(default: %(default)s)")
     grid.add_argument("--teacher", default=None, help="teacher checkpoint (default: the bundled teacher)")
@@ -118,7 +130,9 @@ def build_grid(args: argparse.Namespace):
     from ..bench.spec import DEFAULT_TRAINING, KDRecipe
     from ..bench.tasks import TaskSpec
 
-    common = dict(test_fraction=args.test_fraction, val_limit=args.val_limit, limit=args.limit)
+    common = dict(test_fraction=args.test_fraction, val_limit=args.val_limit, limit=args.limit,
+                  train_fraction=args.train_fraction)
+    source = TaskSpec(name=args.source_task, val_limit=args.val_limit, limit=args.limit) if args.source_task else None
     if args.dataset is not None:
         tasks = [TaskSpec(name="file", file=str(args.dataset), target=args.target,
                           structure_column=args.cif_column, id_column=args.id_column, **common)]
@@ -131,7 +145,8 @@ def build_grid(args: argparse.Namespace):
                                            "plateau_patience": args.plateau_patience,
                                            "early_stopping": args.early_stopping})
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    return Grid(tasks, args.predictors, args.modes, args.train_sizes, seeds, recipes, args.teacher, training)
+    return Grid(tasks, args.predictors, args.modes, args.train_sizes, seeds, recipes, args.teacher, training,
+                source, args.source_size)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The published benchmark runs (issue 7 §3, docs/benchmarks.md), in priority order, into
+# one resumable store: rerunning skips every finished run, so an interrupted sweep resumes.
+# The KD recipe is the one chosen on validation by benchmarks/select_recipe.py (the
+# defaults of attach_teacher), unless RECIPE overrides it.
+# Usage: bash benchmarks/bench_main.sh [JOBS] [STAGE...]   (stages: 1 3 4 2 1b 1c)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JOBS=${1:-2}
+shift || true
+STAGES=${*:-1 3 4 2 1b 1c}
+OUT=benchmarks/results/bench/main
+B="crysgnn-dgl bench --jobs $JOBS --out $OUT --report-all ${RECIPE:-}"
+for STAGE in $STAGES; do
+  case $STAGE in
+    1)  $B --task mp_eform --train-sizes 1000 --seeds 5 \
+           --modes vanilla,distilled,random-teacher,shuffled-teacher,finetune ;;
+    3)  for TASK in perov5 dielectric log_kvrh; do
+          $B --task $TASK --train-sizes 1000 --seeds 5 --modes vanilla,distilled,shuffled-teacher ; done ;;
+    4)  for TASK in perov5 dielectric log_kvrh; do
+          $B --task $TASK --train-sizes 1000 --seeds 5 --modes finetune ; done ;;
+    2)  $B --task mp_eform --train-sizes 1000 --seeds 3 --predictors gatgnn,megnet,alignn \
+           --modes vanilla,distilled,shuffled-teacher ;;
+    1b) $B --task mp_eform --train-sizes 500,2000 --seeds 5 \
+           --modes vanilla,distilled,random-teacher,shuffled-teacher ;;
+    1c) $B --task mp_eform --train-sizes 5000 --seeds 5 \
+           --modes vanilla,distilled,random-teacher,shuffled-teacher ;;
+    *)  echo "unknown stage $STAGE" >&2; exit 2 ;;
+  esac
+done
