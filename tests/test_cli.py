@@ -20,6 +20,6 @@ def test_parser_imports_no_heavy_library():
 def test_every_command_is_registered_with_help():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert set(sub.choices) == set(COMMAND_MODULES) == {"doctor", "pretrain", "embed", "demo"}
+    assert set(sub.choices) == set(COMMAND_MODULES) == {"doctor", "pretrain", "embed", "demo", "bench"}
     for name, command in sub.choices.items():
         assert command.description, name

@@ -108,3 +108,11 @@ def test_warm_fills_the_cache_and_kd_scale_multiplies_lambda(setup):
     hook.kd_scale = 0.25
     assert hook.kd_weight == pytest.approx(0.25)
     hook.remove()
+
+
+def test_bench_recipe_defaults_are_the_hook_defaults():
+    from crysgnn_dgl.bench.spec import KDRecipe
+
+    chosen, hook_default = KDRecipe().distill_settings(), DistillSettings()
+    assert chosen.kd_weight == pytest.approx(hook_default.kd_weight)
+    assert chosen.differences(hook_default).keys() <= {"delta"}

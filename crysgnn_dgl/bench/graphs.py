@@ -23,7 +23,8 @@ from .tasks import TaskData
 
 def _store_key(task: TaskData, predictor: PredictorSpec) -> str:
     text = json.dumps({"source": task.source, "task": task.spec.to_dict(), "graphs": GraphSettings().to_dict(),
-                       "featurize": f"{predictor.featurize.__module__}.{predictor.featurize.__qualname__}"},
+                       "featurize": f"{predictor.featurize.__module__}.{predictor.featurize.__qualname__}",
+                       "hyper": predictor.hyper},
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

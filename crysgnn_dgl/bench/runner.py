@@ -117,6 +117,8 @@ def run_one(spec: RunSpec, store: GraphStore, log=None, keep_predictions: bool =
         "kd_mean": kd_mean if kd_mean is not None else float("nan"),
         "unit": spec.task.unit, "key": spec.key(),
     }
+    if store.predictor.hyper:
+        record["hyper"] = store.predictor.hyper
     if source_result is not None:
         record["source_test_mae"] = source_result.test_mae
         record["source_best_epoch"] = source_result.best_epoch

@@ -14,6 +14,7 @@ from typing import Literal
 from ..config import SettingsBase
 from ..distill.settings import DistillSettings
 from ..training.loop import TrainingSettings
+from .defaults import RECIPE, TRAINING
 from .tasks import TaskSpec
 
 MODES = ("vanilla", "distilled", "random-teacher", "shuffled-teacher", "finetune")
@@ -21,10 +22,7 @@ KD_MODES = ("distilled", "random-teacher", "shuffled-teacher")
 DECAYS = ("none", "linear", "cosine")
 
 #: the training protocol of every benchmark run (see ``docs/benchmarks.md``)
-DEFAULT_TRAINING = TrainingSettings(
-    epochs=150, batch_size=64, lr=5e-3, schedule="plateau", plateau_patience=5,
-    plateau_factor=0.5, min_lr=1e-5, early_stopping=15,
-)
+DEFAULT_TRAINING = TrainingSettings(**TRAINING)
 
 
 @dataclass(frozen=True)
@@ -38,11 +36,11 @@ class KDRecipe(SettingsBase):
             epoch budget linearly or along a half cosine.
     """
 
-    kd_weight: float = 1.0
-    projection: Literal["identity", "linear", "mlp"] = "linear"
-    target_norm: Literal["l2", "none", "standardize"] = "l2"
-    loss: Literal["mse", "cosine"] = "mse"
-    decay: Literal["none", "linear", "cosine"] = "none"
+    kd_weight: float = RECIPE["kd_weight"]
+    projection: Literal["identity", "linear", "mlp"] = RECIPE["projection"]
+    target_norm: Literal["l2", "none", "standardize"] = RECIPE["target_norm"]
+    loss: Literal["mse", "cosine"] = RECIPE["loss"]
+    decay: Literal["none", "linear", "cosine"] = RECIPE["decay"]
 
     def __post_init__(self) -> None:
         if self.decay not in DECAYS:
@@ -132,6 +130,11 @@ class RunSpec:
             "recipe": self.recipe.to_dict() if self.mode in KD_MODES else {},
             "training": self.training.to_dict(),
         }
+        from .predictors import predictor
+
+        hyper = predictor(self.predictor).hyper
+        if hyper:  # the predictor's recorded hyper-parameters (the ports have none: their defaults)
+            values["hyper"] = hyper
         if self.source is not None:  # absent from the keys of runs without a source
             values["source"] = {"task": self.source.to_dict(), "size": self.source_size}
         return values

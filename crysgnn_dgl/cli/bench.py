@@ -39,11 +39,10 @@ def _words(text: str) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..bench.spec import DEFAULT_TRAINING, KDRecipe
+    from ..bench.defaults import RECIPE, TRAINING
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
-    recipe, training = KDRecipe(), DEFAULT_TRAINING
     parser.add_argument("--config", type=Path, help="TOML file of option values (command-line options win)")
     data = parser.add_argument_group("data")
     data.add_argument("--task", type=_words, default=["mp_eform"],
@@ -75,18 +74,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     grid.add_argument("--first-seed", type=int, default=0, help="(default: %(default)s)")
     grid.add_argument("--teacher", default=None, help="teacher checkpoint (default: the bundled teacher)")
     kd = parser.add_argument_group("KD recipe (lists make a grid)")
-    kd.add_argument("--kd-weights", type=_floats, default=[recipe.kd_weight], help="λ values (default: %(default)s)")
-    kd.add_argument("--projections", type=_words, default=[recipe.projection], help="identity, linear, mlp (default: %(default)s)")
-    kd.add_argument("--target-norms", type=_words, default=[recipe.target_norm], help="l2, none, standardize (default: %(default)s)")
-    kd.add_argument("--kd-losses", type=_words, default=[recipe.loss], help="mse, cosine (default: %(default)s)")
-    kd.add_argument("--kd-decays", type=_words, default=[recipe.decay], help="none, linear, cosine (default: %(default)s)")
+    kd.add_argument("--kd-weights", type=_floats, default=[RECIPE["kd_weight"]], help="λ values (default: %(default)s)")
+    kd.add_argument("--projections", type=_words, default=[RECIPE["projection"]], help="identity, linear, mlp (default: %(default)s)")
+    kd.add_argument("--target-norms", type=_words, default=[RECIPE["target_norm"]], help="l2, none, standardize (default: %(default)s)")
+    kd.add_argument("--kd-losses", type=_words, default=[RECIPE["loss"]], help="mse, cosine (default: %(default)s)")
+    kd.add_argument("--kd-decays", type=_words, default=[RECIPE["decay"]], help="none, linear, cosine (default: %(default)s)")
     train = parser.add_argument_group("training protocol (every run)")
-    train.add_argument("--epochs", type=int, default=training.epochs, help="epoch budget (default: %(default)s)")
-    train.add_argument("--batch-size", type=int, default=training.batch_size, help="(default: %(default)s)")
-    train.add_argument("--lr", type=float, default=training.lr, help="Adam learning rate (default: %(default)s)")
-    train.add_argument("--plateau-patience", type=int, default=training.plateau_patience,
+    train.add_argument("--epochs", type=int, default=TRAINING["epochs"], help="epoch budget (default: %(default)s)")
+    train.add_argument("--batch-size", type=int, default=TRAINING["batch_size"], help="(default: %(default)s)")
+    train.add_argument("--lr", type=float, default=TRAINING["lr"], help="Adam learning rate (default: %(default)s)")
+    train.add_argument("--plateau-patience", type=int, default=TRAINING["plateau_patience"],
                        help="halve the learning rate after N epochs without a better val MAE (default: %(default)s)")
-    train.add_argument("--early-stopping", type=int, default=training.early_stopping,
+    train.add_argument("--early-stopping", type=int, default=TRAINING["early_stopping"],
                        help="stop after N epochs without a better val MAE (default: %(default)s)")
     output = parser.add_argument_group("execution and output")
     output.add_argument("--jobs", type=int, default=1, help="worker processes, one thread each (default: %(default)s)")

@@ -17,7 +17,7 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..bench.spec import DEFAULT_TRAINING
+    from ..bench.defaults import TRAINING
     from ..training.options import DEMO_TARGET
 
     parser.add_argument("--data", type=Path, default=None,
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="read only the first N rows (default: all)")
     parser.add_argument("--train-size", type=int, default=500, help="training crystals (default: %(default)s)")
     parser.add_argument("--seeds", type=int, default=5, help="paired seeds 0 … N-1 (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=DEFAULT_TRAINING.epochs,
+    parser.add_argument("--epochs", type=int, default=TRAINING["epochs"],
                         help="epoch budget; runs stop early on validation MAE (default: %(default)s)")
     parser.add_argument("--teacher", default=None, help="teacher checkpoint (default: the bundled teacher)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default: %(default)s)")
