@@ -246,3 +246,9 @@ def test_no_usable_input_is_an_error(case, tmp_path, capsys):
     assert error.startswith("crysgnn-dgl pretrain: error: nothing to pre-train on") and str(inputs) in error
     assert ("all 2 input(s) were skipped" if case == "all broken" else "no structures were found") in error
     assert "epochs completed" not in captured.out and "checkpoint" not in captured.out
+
+
+def test_an_unreadable_resume_state_is_named(tiny_cache, tmp_path):
+    (tmp_path / "lightning_last.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"lightning_last\.ckpt: cannot read the resume state .* delete it"):
+        pretrain(tiny_cache, tmp_path, optimizer=OPTIMIZER, training=training(1), progress_bar=False)

@@ -78,7 +78,13 @@ def complete_interrupted_epoch(folder: str | os.PathLike, keep_every_epoch: bool
     path = folder / LIGHTNING_STATE
     if not path.is_file():
         return ()
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - named in the one-line error below
+        raise ValueError(
+            f"{path}: cannot read the resume state ({type(error).__name__}: {str(error)[:200]}); "
+            "delete it to restart this run from its first epoch, or use another --out"
+        ) from error
     record = (state.get("callbacks") or {}).get(EpochCheckpoint.__qualname__, {}).get("record")
     if not record:
         return ()
