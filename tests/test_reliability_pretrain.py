@@ -246,6 +246,8 @@ def test_no_usable_input_is_an_error(case, tmp_path, capsys):
     assert error.startswith("crysgnn-dgl pretrain: error: nothing to pre-train on") and str(inputs) in error
     assert ("all 2 input(s) were skipped" if case == "all broken" else "no structures were found") in error
     assert "epochs completed" not in captured.out and "checkpoint" not in captured.out
+    cache = tmp_path / "run" / "cache"
+    assert sorted(p.name for p in cache.iterdir()) == ["report.tsv"]  # reasons kept, nothing to reuse
 
 
 def test_an_unreadable_resume_state_is_named(tiny_cache, tmp_path):

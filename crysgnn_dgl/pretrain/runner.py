@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -49,6 +50,7 @@ def run_pretraining(
             file=sys.stderr, flush=True,
         )
     if report.crystals == 0:
+        _discard_all_but_report(report.folder)  # a corrected input is read afresh next time
         names = ", ".join(s.path for s in sources)
         found = f"all {report.inputs} input(s) were skipped" if report.inputs else "no structures were found"
         raise ValueError(
@@ -62,3 +64,10 @@ def run_pretraining(
         progress_bar=progress and sys.stderr.isatty(),
     )
     return report, result
+
+
+def _discard_all_but_report(folder: Path) -> None:
+    """Remove a cache that holds no crystal, keeping its ``report.tsv`` (the reasons)."""
+    shutil.rmtree(folder / "shards", ignore_errors=True)
+    for name in ("index.json", "build.json"):
+        (folder / name).unlink(missing_ok=True)
