@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 JOBS=${1:-2}
 shift || true
 STAGES=${*:-1 3 4 5 2 1b 1c}
-OUT=benchmarks/results/bench/main
+OUT=${OUT:-benchmarks/results/bench/main}
 B="crysgnn-dgl bench --jobs $JOBS --out $OUT --report-all ${RECIPE:-}"
 for STAGE in $STAGES; do
   case $STAGE in

@@ -67,6 +67,21 @@ def _store(spec: RunSpec, out: Path, data_dir: Path | None, task: TaskSpec | Non
     return stores[key]
 
 
+def _epoch_reporter(spec: RunSpec, verbose: bool):
+    """Per-epoch lines (``verbose``) or a progress bar over the run's epochs (one line per
+    worker process); returns ``(log, close)``."""
+    if verbose:
+        return (lambda line: print(f"[{spec.key()[:8]}] {line}", flush=True)), (lambda: None)
+    import sys
+
+    from tqdm.auto import tqdm
+
+    identity = multiprocessing.current_process()._identity
+    bar = tqdm(total=spec.training.epochs, desc=f"  {spec.mode} n={spec.train_size} seed={spec.seed}", unit="epoch",
+               leave=False, position=identity[0] if identity else 1, file=sys.stderr, dynamic_ncols=True)
+    return (lambda line: bar.update(1)), bar.close
+
+
 def _run_in_worker(job: tuple[RunSpec, str, str | None, bool]) -> tuple[str, dict[str, Any] | None, str]:
     import torch
 
@@ -75,13 +90,14 @@ def _run_in_worker(job: tuple[RunSpec, str, str | None, bool]) -> tuple[str, dic
     spec, out, data_dir, verbose = job
     torch.set_num_threads(1)
     data = Path(data_dir) if data_dir else None
+    log, close = _epoch_reporter(spec, verbose)
     try:
         source = _store(spec, Path(out), data, spec.source) if spec.source is not None else None
-        record = run_one(spec, _store(spec, Path(out), data),
-                         log=(lambda line: print(f"[{spec.key()[:8]}] {line}", flush=True)) if verbose else None,
-                         source_store=source)
+        record = run_one(spec, _store(spec, Path(out), data), log=log, source_store=source)
     except (ValueError, RuntimeError, OSError) as exc:
         return spec.key(), None, f"{type(exc).__name__}: {exc}"
+    finally:
+        close()
     _save_result(Path(out), spec, record)
     return spec.key(), record, ""
 
