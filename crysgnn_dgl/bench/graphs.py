@@ -22,10 +22,12 @@ from .tasks import TaskData
 
 
 def _store_key(task: TaskData, predictor: PredictorSpec) -> str:
-    text = json.dumps({"source": task.source, "task": task.spec.to_dict(), "graphs": GraphSettings().to_dict(),
-                       "featurize": f"{predictor.featurize.__module__}.{predictor.featurize.__qualname__}",
-                       "hyper": predictor.hyper},
-                      sort_keys=True)
+    values = {"source": task.source, "task": task.spec.to_dict(), "graphs": GraphSettings().to_dict(),
+              "featurize": f"{predictor.featurize.__module__}.{predictor.featurize.__qualname__}",
+              "hyper": predictor.hyper}
+    if predictor.inputs_version != 1:  # absent from the keys of stores of the first version
+        values["inputs_version"] = predictor.inputs_version
+    text = json.dumps(values, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

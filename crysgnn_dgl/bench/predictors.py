@@ -31,6 +31,8 @@ class PredictorSpec:
         collate: batches ``[(inputs, target)]``.
         student: the module the teacher is attached to, given the built model.
         hyper: hyper-parameters recorded with every result.
+        inputs_version: raised whenever the featuriser's output changes, so that stored
+            inputs of an older version are rebuilt, never batched with new ones.
     """
 
     name: str
@@ -40,6 +42,7 @@ class PredictorSpec:
     collate: Callable[[list], tuple]
     student: Callable[[nn.Module], nn.Module] = field(default=lambda model: model)
     hyper: dict = field(default_factory=dict)
+    inputs_version: int = 1
 
 
 def crysgnn_features(item: Any, structure_id: str) -> tuple:
@@ -79,8 +82,9 @@ def register_predictor(spec: PredictorSpec) -> None:
     PREDICTORS[spec.name] = spec
 
 
-register_predictor(PredictorSpec("cgcnn", "cgcnn", _cgcnn, crysgnn_features, collate_single_graph))
-register_predictor(PredictorSpec("gatgnn", "gatgnn", _gatgnn, crysgnn_features, collate_single_graph))
+#: version 2: the graphs carry ndata["lattice"] (teachers that read structures use it)
+register_predictor(PredictorSpec("cgcnn", "cgcnn", _cgcnn, crysgnn_features, collate_single_graph, inputs_version=2))
+register_predictor(PredictorSpec("gatgnn", "gatgnn", _gatgnn, crysgnn_features, collate_single_graph, inputs_version=2))
 
 
 def predictor(name: str) -> PredictorSpec:

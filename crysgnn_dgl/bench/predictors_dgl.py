@@ -10,7 +10,6 @@ matgl and alignn are imported only when a factory, featuriser or collate functio
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from ..graph.errors import StructureError
+from ..matgl_dgl import import_matgl, place_lattice
 from .predictors import PredictorSpec, register_predictor
 from .tables import structure_input
 
@@ -95,12 +95,7 @@ def foreign_failure(structure_id: str, what: str) -> Iterator[None]:
 
 
 def _matgl() -> Any:
-    os.environ.setdefault("MATGL_BACKEND", "DGL")
-    import matgl
-
-    if matgl.config.BACKEND != "DGL":
-        raise RuntimeError("matgl was imported with the PyG backend; the megnet predictor needs MATGL_BACKEND=DGL")
-    return matgl
+    return import_matgl("the megnet predictor")
 
 
 @lru_cache(maxsize=1)
@@ -154,16 +149,6 @@ def megnet_features(item: Any, structure_id: str) -> tuple:
     return graph, lattice, torch.as_tensor(state_attr, dtype=_matgl().float_th)
 
 
-def place_lattice(graph: Any, lattice: torch.Tensor) -> None:
-    """Per-edge lattice, periodic-image shifts and Cartesian positions of a batch graph from
-    its ``(B, 3, 3)`` lattices, as matgl's ``ModelLightningModule.forward`` does before
-    calling MEGNet (the MEGNet adapter reads ``edata["lattice"]``)."""
-    graph.edata["lattice"] = torch.repeat_interleave(lattice, graph.batch_num_edges(), dim=0)
-    graph.edata["pbc_offshift"] = (graph.edata["pbc_offset"].unsqueeze(-1) * graph.edata["lattice"]).sum(dim=1)
-    node_lattice = torch.repeat_interleave(lattice, graph.batch_num_nodes(), dim=0)
-    graph.ndata["pos"] = (graph.ndata["frac_coords"].unsqueeze(-1) * node_lattice).sum(dim=1)
-
-
 def megnet_collate(samples: list) -> tuple:
     """``((graph, state_attr), targets)`` batched by matgl's ``collate_fn_graph``; the
     model is called as ``MEGNet(graph, state_attr)``."""
@@ -189,7 +174,8 @@ def _alignn() -> nn.Module:
 def alignn_features(item: Any, structure_id: str) -> tuple:
     """``(graph, line graph, lattice (3, 3))`` from alignn's ``Graph.atom_dgl_multigraph``
     (92-d CGCNN atom features, bond-angle cosines on the line graph), the lattice as
-    alignn's ``StructureDataset`` keeps it."""
+    alignn's ``StructureDataset`` keeps it; the graph also carries ``ndata["atomic_number"]``
+    (teachers that read structures need it: CGCNN features do not tell La from Ce)."""
     structure = checked_structure(item, structure_id)
     from ..backend import dgl  # noqa: F401 - the graphbolt guard before alignn's optional DGL import
     from alignn.graphs import Graph
@@ -198,6 +184,7 @@ def alignn_features(item: Any, structure_id: str) -> tuple:
     with foreign_failure(structure_id, "alignn's graph builder"):
         atoms = pmg_to_atoms(structure)
         graph, line_graph = Graph.atom_dgl_multigraph(atoms, compute_line_graph=True, id=structure_id, **ALIGNN_GRAPH)
+    graph.ndata["atomic_number"] = torch.tensor(structure.atomic_numbers, dtype=torch.int64)
     return graph, line_graph, torch.tensor(atoms.lattice_mat).type(torch.get_default_dtype())
 
 
@@ -216,4 +203,5 @@ register_predictor(PredictorSpec("megnet", "megnet", _megnet, megnet_features, m
                                  hyper=dict(MEGNET_HYPER)))
 register_predictor(PredictorSpec("alignn", "alignn", _alignn, alignn_features, alignn_collate, wrapped_model,
                                  hyper={"model": "alignn.models.alignn.ALIGNN", **ALIGNN_MODEL,
-                                        **{f"graph_{k}": v for k, v in ALIGNN_GRAPH.items()}}))
+                                        **{f"graph_{k}": v for k, v in ALIGNN_GRAPH.items()}},
+                                 inputs_version=2))  # version 2: ndata["atomic_number"]

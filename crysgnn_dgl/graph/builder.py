@@ -38,8 +38,9 @@ def graph_from_arrays(
 ) -> dgl.DGLGraph:
     """CrysGNN multigraph from raw arrays (what a predictor's batch carries).
 
-    Nodes follow the given atom order and carry ``atom_features`` and ``frac_coords``
-    (and ``atomic_number`` when given). Edges run neighbour → centre, grouped by centre
+    Nodes follow the given atom order and carry ``atom_features``, ``frac_coords``, the
+    crystal's ``lattice`` (a ``(3, 3)`` copy per node, rows = lattice vectors, so that it
+    survives batching; teachers that read structures use it) and ``atomic_number`` when given. Edges run neighbour → centre, grouped by centre
     (node order) and nearest first, and carry ``distance`` (Å), ``image`` (periodic image
     of the neighbour) and ``padding`` (True for pad slots).
     Raises :class:`StructureError` naming ``structure_id`` for a singular or non-finite
@@ -61,6 +62,7 @@ def graph_from_arrays(
         graph.ndata["atomic_number"] = torch.as_tensor(atomic_numbers, dtype=torch.int64)
     graph.ndata["atom_features"] = torch.as_tensor(atom_features, dtype=torch.float32)
     graph.ndata["frac_coords"] = torch.as_tensor(frac_coords, dtype=torch.float32)
+    graph.ndata["lattice"] = torch.from_numpy(np.array(lattice, dtype=np.float32)).reshape(1, 3, 3).repeat(num_atoms, 1, 1)
     graph.edata["distance"] = torch.from_numpy(table.distance.ravel()[keep].astype(np.float32))
     graph.edata["image"] = torch.from_numpy(table.image.reshape(-1, 3)[keep].astype(np.float32))
     graph.edata["padding"] = torch.from_numpy(~table.real.ravel()[keep])
