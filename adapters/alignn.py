@@ -4,7 +4,10 @@ Per-atom embeddings: output[0] of ``gcn_layers[-1]`` (of ``alignn_layers[-1]`` w
 model has no gated-GCN layers). The teacher's graphs are rebuilt from what alignn's
 batches carry: ``g.ndata["atom_features"]`` (92-d CGCNN features, alignn's
 ``atom_features="cgcnn"``), ``g.ndata["frac_coords"]`` and the lattice tensor passed as the
-last element of the input list ``[g, lg, lattice]``.
+last element of the input list ``[g, lg, lattice]``. Teachers that read structures get
+the atomic numbers from ``g.ndata["atomic_number"]`` when the graphs carry it (the
+benchmark's ALIGNN graphs do), else from the CGCNN features (refused for the elements
+whose feature rows coincide, e.g. La/Ce).
 """
 
 from __future__ import annotations
@@ -16,7 +19,16 @@ from torch import nn
 
 from crysgnn_dgl.distill.targets import CrystalBatch
 
-from .base import Adapter, AdapterError, HookPoint, batch_from_arrays, check_cgcnn_features, class_names
+from .base import (
+    Adapter,
+    AdapterError,
+    HookPoint,
+    batch_from_arrays,
+    check_cgcnn_features,
+    class_names,
+    graph_settings_of,
+    reads_crysgnn_graphs,
+)
 
 ALIGNN_CLASSES = {
     "alignn.models.alignn.ALIGNN",
@@ -56,6 +68,8 @@ class ALIGNNAdapter(Adapter):
 
     def check_teacher(self, student: nn.Module, teacher: Any) -> None:
         super().check_teacher(student, teacher)
+        if not reads_crysgnn_graphs(teacher):
+            return
         width = int(student.config.atom_input_features)
         if width != 92:
             raise AdapterError(
@@ -74,7 +88,10 @@ class ALIGNNAdapter(Adapter):
                 "collate_line_graph does); the teacher's graphs cannot be rebuilt"
             )
         features = graph.ndata["atom_features"]
-        check_cgcnn_features(features, "ALIGNN batch")
+        numbers = graph.ndata["atomic_number"] if "atomic_number" in graph.ndata else None
+        if reads_crysgnn_graphs(teacher) or numbers is None:
+            check_cgcnn_features(features, "ALIGNN batch")
         return batch_from_arrays(
-            features, graph.ndata["frac_coords"], lattice, graph.batch_num_nodes().tolist(), teacher.graph_settings
+            features, graph.ndata["frac_coords"], lattice, graph.batch_num_nodes().tolist(),
+            graph_settings_of(teacher), atomic_numbers=numbers,
         )

@@ -3,9 +3,10 @@
 An adapter names the layer whose per-atom output is the student embedding (a
 :class:`HookPoint`), the student's width when it is known before the first forward, and
 how to turn the inputs of the student's forward into a :class:`CrystalBatch` for the
-teacher. Shared builders for the two common cases live here: rebuilding teacher graphs
-from features + fractional coordinates + lattices, and handing over a graph that already
-is a CrysGNN graph.
+teacher: CrysGNN graphs for the CrysGNN teacher and, for teachers that read structures
+(M3GNet), atomic numbers, fractional coordinates and lattices. Shared builders for the two
+common cases live here: rebuilding teacher graphs from features + fractional coordinates +
+lattices, and handing over a graph that already is a CrysGNN graph.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from crysgnn_dgl.distill.keys import KeyField
 from crysgnn_dgl.distill.targets import CrystalBatch
 from crysgnn_dgl.graph.atom_features import FEATURE_DIM, atom_feature_table
 from crysgnn_dgl.graph.builder import graph_from_arrays
+from crysgnn_dgl.teacher import FrozenTeacher
 
 
 class AdapterError(ValueError):
@@ -71,8 +73,9 @@ class Adapter:
 
     def check_teacher(self, student: nn.Module, teacher: Any) -> None:
         """Raise :class:`AdapterError` if the teacher's featuriser differs from what this
-        adapter gives it."""
-        require_release_features(teacher.graph_settings, teacher)
+        adapter gives it (CrysGNN teachers; teachers reading structures need nothing more)."""
+        if reads_crysgnn_graphs(teacher):
+            require_release_features(teacher.graph_settings, teacher)
 
     def crystal_batch(self, student: nn.Module, args: tuple, kwargs: dict, teacher: Any) -> CrystalBatch:
         """Teacher inputs for the batch passed as ``student(*args, **kwargs)``."""
@@ -88,6 +91,30 @@ class Adapter:
 def class_names(model: Any) -> set[str]:
     """``module.Class`` of every class in the model's MRO."""
     return {f"{c.__module__}.{c.__name__}" for c in type(model).__mro__}
+
+
+def reads_crysgnn_graphs(teacher: Any) -> bool:
+    """Whether the teacher is a CrysGNN one (reads CrysGNN graphs, not structures)."""
+    return isinstance(teacher, FrozenTeacher)
+
+
+def graph_settings_of(teacher: Any) -> GraphSettings:
+    """The featuriser of the teacher's CrysGNN graphs (the release one for other teachers)."""
+    return teacher.graph_settings if reads_crysgnn_graphs(teacher) else GraphSettings()
+
+
+def numbers_from_features(features: torch.Tensor) -> torch.Tensor:
+    """Atomic numbers of 92-d CGCNN feature rows; ``-1`` where the row is not in the table
+    or is shared by several elements (La/Ce, Sm/Gd, ...)."""
+    table = np.nan_to_num(atom_feature_table(), nan=-1.0)
+    rows = features.detach().to("cpu", torch.float64)
+    if rows.dim() != 2 or rows.shape[1] != table.shape[1]:
+        return torch.full((rows.shape[0],), -1, dtype=torch.long)
+    table_t = torch.from_numpy(table)
+    distance, numbers = torch.cdist(rows, table_t).min(dim=1)
+    shared = (torch.cdist(table_t, table_t) < 1e-6).sum(dim=1) > 1
+    numbers[(distance > 1e-4) | shared[numbers]] = -1
+    return numbers
 
 
 def require_release_features(settings: GraphSettings, teacher: Any) -> None:
@@ -151,9 +178,11 @@ def batch_from_arrays(
     lattices: torch.Tensor,
     counts: Sequence[int],
     settings: GraphSettings,
+    atomic_numbers: torch.Tensor | None = None,
 ) -> CrystalBatch:
     """Crystal batch whose teacher graphs are rebuilt from features, fractional coordinates
-    and one 3×3 lattice (rows = vectors) per crystal."""
+    and one 3×3 lattice (rows = vectors) per crystal; its atomic numbers are
+    ``atomic_numbers`` or, when not given, read back from the 92-d CGCNN features."""
     counts = [int(c) for c in counts]
     features = features.detach()
     frac_coords = frac_coords.detach()
@@ -185,7 +214,14 @@ def batch_from_arrays(
         KeyField(frac_coords, counts, decimals=4),
         KeyField(lattices, [1] * len(counts), decimals=3),
     ]
-    return CrystalBatch(counts, fields, build, atom_features=features, names=names)
+    missing = ""
+    if atomic_numbers is None:
+        atomic_numbers = numbers_from_features(features)
+        missing = ("the batch carries CGCNN features only, which do not tell some elements apart (La/Ce, Sm/Gd, "
+                   "...); add g.ndata['atomic_number'] to the student's graphs")
+    return CrystalBatch(counts, fields, build, atom_features=features, names=names,
+                        atomic_numbers=atomic_numbers.detach().long(), frac_coords=frac_coords,
+                        lattices=lattices, structure_missing=missing)
 
 
 def batch_from_crysgnn_graph(graph: dgl.DGLGraph) -> CrystalBatch:
@@ -214,7 +250,26 @@ def batch_from_crysgnn_graph(graph: dgl.DGLGraph) -> CrystalBatch:
         return dgl.batch([dgl.slice_batch(graph, i) for i in indices])
 
     fields = [KeyField(features, counts, decimals=4), KeyField(edges, edge_counts, decimals=4)]
-    return CrystalBatch(counts, fields, build, atom_features=features, names=crystal_namer(features, counts))
+    batch = CrystalBatch(counts, fields, build, atom_features=features, names=crystal_namer(features, counts))
+    return with_graph_structures(batch, graph)
+
+
+def with_graph_structures(batch: CrystalBatch, graph: dgl.DGLGraph) -> CrystalBatch:
+    """``batch`` with the atomic numbers, fractional coordinates and lattices a crysgnn_dgl
+    graph carries (``ndata`` ``atomic_number``, ``frac_coords``, ``lattice``), or the reason
+    they are missing."""
+    absent = [k for k in ("atomic_number", "frac_coords", "lattice") if k not in graph.ndata]
+    if absent:
+        batch.structure_missing = (
+            f"the student's graphs have no ndata {absent} (graphs built by an older crysgnn_dgl, or by "
+            "hand: rebuild them with crysgnn_dgl.build_graph)"
+        )
+        return batch
+    first_atoms = torch.cumsum(graph.batch_num_nodes(), 0) - graph.batch_num_nodes()
+    batch.atomic_numbers = graph.ndata["atomic_number"].detach().long()
+    batch.frac_coords = graph.ndata["frac_coords"].detach()
+    batch.lattices = graph.ndata["lattice"].detach()[first_atoms.to(graph.device)].reshape(-1, 3, 3)
+    return batch
 
 
 def first_tensor_arg(args: tuple, kwargs: dict, name: str, position: int) -> Any:

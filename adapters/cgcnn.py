@@ -27,6 +27,7 @@ from .base import (
     class_names,
     crystal_namer,
     first_tensor_arg,
+    reads_crysgnn_graphs,
     require_release_features,
     require_same_settings,
 )
@@ -58,6 +59,8 @@ class CGCNNPortAdapter(Adapter):
         return getattr(conv, "node_dim", None)
 
     def check_teacher(self, student: nn.Module, teacher: Any) -> None:
+        if not reads_crysgnn_graphs(teacher):
+            return  # a structure teacher reads ndata atomic_number, frac_coords, lattice
         require_same_settings(student.graph_settings, teacher, "the CGCNN port")
         require_release_features(teacher.graph_settings, teacher)
 
@@ -137,6 +140,11 @@ class CGCNNSignatureAdapter(Adapter):
         return width
 
     def check_teacher(self, student: nn.Module, teacher: Any) -> None:
+        if not reads_crysgnn_graphs(teacher):
+            raise AdapterError(
+                f"{type(teacher).__name__} reads atomic numbers, coordinates and lattices; the original CGCNN "
+                "call (atom_fea, nbr_fea, nbr_fea_idx, crystal_atom_idx) carries neither coordinates nor lattices"
+            )
         require_release_features(teacher.graph_settings, teacher)
         embedding = getattr(student, "embedding", None)
         if isinstance(embedding, nn.Linear) and embedding.in_features != FEATURE_DIM:

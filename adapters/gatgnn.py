@@ -20,6 +20,7 @@ from .base import (
     batch_from_crysgnn_graph,
     class_names,
     first_tensor_arg,
+    reads_crysgnn_graphs,
     require_release_features,
     require_same_settings,
 )
@@ -44,6 +45,8 @@ class GATGNNAdapter(Adapter):
         return int(student.settings.neurons)
 
     def check_teacher(self, student: nn.Module, teacher: Any) -> None:
+        if not reads_crysgnn_graphs(teacher):
+            return  # a structure teacher reads ndata atomic_number, frac_coords, lattice
         require_same_settings(student.graph_settings, teacher, "the GATGNN port")
         require_release_features(teacher.graph_settings, teacher)
 

@@ -22,7 +22,7 @@ from torch import nn
 from crysgnn_dgl.distill.targets import CrystalBatch
 from crysgnn_dgl.graph.atom_features import atom_feature_table
 
-from .base import Adapter, AdapterError, HookPoint, batch_from_arrays, class_names, first_tensor_arg
+from .base import Adapter, AdapterError, HookPoint, batch_from_arrays, class_names, first_tensor_arg, graph_settings_of
 
 MEGNET_CLASSES = {"matgl.models._megnet_dgl.MEGNet"}
 LIGHTNING_CLASSES = {"matgl.utils.training.ModelLightningModule"}
@@ -34,11 +34,17 @@ def _is_megnet(model: Any) -> bool:
 
 
 @lru_cache(maxsize=8)
-def _feature_rows(element_types: tuple[str, ...]) -> torch.Tensor:
-    """CGCNN feature row of each entry of ``element_types`` (node_type → features)."""
+def _numbers(element_types: tuple[str, ...]) -> torch.Tensor:
+    """Atomic number of each entry of ``element_types`` (node_type → Z)."""
     from pymatgen.core.periodic_table import Element
 
-    numbers = np.array([Element(symbol).Z for symbol in element_types], dtype=np.int64)
+    return torch.tensor([Element(symbol).Z for symbol in element_types], dtype=torch.int64)
+
+
+@lru_cache(maxsize=8)
+def _feature_rows(element_types: tuple[str, ...]) -> torch.Tensor:
+    """CGCNN feature row of each entry of ``element_types`` (node_type → features)."""
+    numbers = _numbers(element_types).numpy()
     table = atom_feature_table()
     if numbers.max() >= table.shape[0]:
         raise AdapterError(f"element_types include Z = {numbers.max()}, beyond the CGCNN table (Z ≤ {table.shape[0] - 1})")
@@ -93,11 +99,11 @@ class MEGNetAdapter(Adapter):
         for needed in ("node_type", "frac_coords"):
             if needed not in graph.ndata:
                 raise AdapterError(f"the MEGNet batch graph has no ndata[{needed!r}]; the teacher's graphs cannot be rebuilt")
-        rows = _feature_rows(tuple(student.element_types))
-        features = rows[graph.ndata["node_type"].long().cpu()]
+        node_type = graph.ndata["node_type"].long().cpu()
+        features = _feature_rows(tuple(student.element_types))[node_type]
         return batch_from_arrays(
             features, graph.ndata["frac_coords"], _lattices(graph, self._lattice), graph.batch_num_nodes().tolist(),
-            teacher.graph_settings,
+            graph_settings_of(teacher), atomic_numbers=_numbers(tuple(student.element_types))[node_type],
         )
 
     def on_attach(self, model: Any, hook: Any) -> None:

@@ -1,10 +1,11 @@
-"""The frozen CrysGNN teacher used as a distillation target."""
+"""The frozen CrysGNN teacher used as a distillation target (one implementation of the
+:class:`~crysgnn_dgl.teachers.Teacher` protocol), and :func:`load_teacher` for every teacher."""
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,15 +18,10 @@ from .config import GraphSettings, ModelSettings
 from .graph.builder import build_graph
 from .graph.consistency import require_settings
 from .models.crysgnn import CrysGNN
+from .teachers.protocol import stay_in_eval as _stay_in_eval
+from .teachers.registry import is_teacher_name, load_named_teacher
 
 DEFAULT_TEACHER_FILE = "crysgnn_default_teacher.pt"
-
-
-def _stay_in_eval(module: torch.nn.Module, mode: bool = True) -> torch.nn.Module:
-    """Replacement for ``nn.Module.train`` on the frozen model: always evaluation mode."""
-    for child in module.modules():
-        child.training = False
-    return module
 
 
 class _FrozenCrysGNN(CrysGNN):
@@ -119,6 +115,25 @@ class FrozenTeacher:
 
     __call__ = embed
 
+    # ------------------------------------------------ the Teacher protocol
+    def fingerprint(self) -> bytes:
+        """Digest of the weights and featuriser settings (the salt of the cache keys)."""
+        from .distill.keys import teacher_fingerprint
+
+        return teacher_fingerprint(self._model.state_dict(), self.graph_settings.to_dict())
+
+    def key_fields(self, batch: Any) -> Sequence[Any]:
+        """What the teacher reads of a :class:`~crysgnn_dgl.distill.CrystalBatch`: the
+        atom features and the neighbour lists or the coordinates its graphs come from."""
+        return batch.key_fields
+
+    def embed_batch(self, batch: Any, indices: Sequence[int]) -> list[torch.Tensor]:
+        """Per-atom embeddings (before L2 normalisation) of crystals ``indices`` of
+        ``batch``, from the CrysGNN graphs the batch builds (atom order checked)."""
+        from .distill.targets import crysgnn_rows
+
+        return crysgnn_rows(batch, indices, functools.partial(self.embed, normalized=False))
+
     def __repr__(self) -> str:
         m = self.model_settings
         return (
@@ -136,15 +151,24 @@ def load_teacher(
     path: str | os.PathLike | None = None,
     graph_settings: GraphSettings | None = None,
     device: str | torch.device = "cpu",
-) -> FrozenTeacher:
-    """Load a frozen teacher from a checkpoint (either format), or the bundled default.
+    **options: Any,
+) -> Any:
+    """Load a frozen teacher: a CrysGNN checkpoint (either format), the bundled CrysGNN
+    default, or a named teacher (``"m3gnet"``, ``"m3gnet:gc_2"``; see
+    :func:`~crysgnn_dgl.teachers.teacher_names`).
 
     Args:
-        path: checkpoint file; ``None`` loads the teacher shipped with the package.
+        path: checkpoint file or teacher name (a name wins; write ``./m3gnet`` for a file
+            called so); ``None`` loads the CrysGNN teacher shipped with the package.
         graph_settings: the featuriser settings the caller will use; refused if the
-            checkpoint was trained with different ones.
+            checkpoint was trained with different ones (CrysGNN checkpoints only).
         device: where the teacher runs.
+        options: settings of a named teacher (e.g. ``block="gc_2"`` for M3GNet).
     """
+    if is_teacher_name(path):
+        return load_named_teacher(str(path), device=device, **options)
+    if options:
+        raise TypeError(f"options {sorted(options)} apply to named teachers only, not to CrysGNN checkpoints")
     if path is None:
         path = default_teacher_path()
         if not path.is_file():

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from ..teacher import FrozenTeacher, load_teacher
+from ..teachers.protocol import Teacher
 from .cache import EmbeddingCache, make_cache
 from .hook import DistillHook
 from .settings import DistillSettings
@@ -51,14 +52,17 @@ def resolve_adapter(model: Any, adapter: Any = "auto") -> Any:
     )
 
 
-def resolve_teacher(teacher: Any) -> FrozenTeacher:
-    """``None`` → bundled teacher; a path → loaded; a FrozenTeacher → as is."""
+def resolve_teacher(teacher: Any) -> Teacher:
+    """``None`` → bundled CrysGNN teacher; a name (``"m3gnet"``) or checkpoint path →
+    loaded; a :class:`FrozenTeacher` or any object implementing the
+    :class:`~crysgnn_dgl.teachers.Teacher` protocol → as is."""
     if teacher is None or isinstance(teacher, (str, os.PathLike)):
         return load_teacher(teacher)
-    if isinstance(teacher, FrozenTeacher):
+    if isinstance(teacher, (FrozenTeacher, Teacher)):
         return teacher
     raise TypeError(
-        f"teacher must be None, a checkpoint path or a FrozenTeacher (see load_teacher), not {type(teacher).__name__}"
+        f"teacher must be None, a teacher name, a checkpoint path or an object implementing the Teacher "
+        f"protocol (embedding_dim, fingerprint, key_fields, embed_batch), not {type(teacher).__name__}"
     )
 
 
@@ -75,8 +79,8 @@ def attach_teacher(
     grad_scaler: Any = None,
     settings: DistillSettings | None = None,
 ) -> DistillHook:
-    """Attach the frozen CrysGNN teacher so that the model's own training loop, unmodified,
-    optimises ``L + λ·KD``.
+    """Attach a frozen teacher (CrysGNN by default) so that the model's own training loop,
+    unmodified, optimises ``L + λ·KD``.
 
     ``λ = (1 − δ)/δ`` (``delta=0.5`` → ``λ = 1``). This is the paper's
     ``δ·L + (1 − δ)·KD`` divided by ``δ``: the loop's own loss ``L`` is *not* multiplied by
@@ -92,8 +96,10 @@ def attach_teacher(
         model: the predictor (ALIGNN/ALIGNNAtomWise, matgl MEGNet or its
             ``ModelLightningModule``, crysgnn_dgl CGCNN/GATGNN ports, or a module with the
             original CGCNN ``(atom_fea, nbr_fea, nbr_fea_idx, crystal_atom_idx)`` signature).
-        teacher: checkpoint path, :class:`~crysgnn_dgl.FrozenTeacher`, or ``None`` for
-            the teacher bundled with the package.
+        teacher: ``None`` for the CrysGNN teacher bundled with the package, a CrysGNN
+            checkpoint path, a teacher name (``"m3gnet"``, ``"m3gnet:gc_2"``), a
+            :class:`~crysgnn_dgl.FrozenTeacher`, or any object implementing the
+            :class:`~crysgnn_dgl.teachers.Teacher` protocol.
         adapter: ``"auto"``, a name (``alignn``, ``megnet``, ``cgcnn``,
             ``cgcnn_original``, ``gatgnn``) or an Adapter instance.
         delta: ``δ`` in ``(0, 1]``.

@@ -42,7 +42,7 @@ from torch import nn
 
 from .cache import EmbeddingCache
 from .injection import StepState, inject
-from .keys import teacher_fingerprint
+from .keys import teacher_salt
 from .objective import TargetStatistics, per_atom_loss, shuffled_rows
 from .projection import make_projection
 from .settings import DistillSettings
@@ -59,7 +59,8 @@ class DistillHook:
     """Handle of an attached teacher (see :func:`crysgnn_dgl.attach_teacher`).
 
     Attributes:
-        teacher: the :class:`~crysgnn_dgl.FrozenTeacher` (never registered on the student).
+        teacher: the frozen teacher (a :class:`~crysgnn_dgl.teachers.Teacher`, e.g. the CrysGNN
+            :class:`~crysgnn_dgl.FrozenTeacher`; never registered on the student).
         head: the projection head, registered on the student as ``crysgnn_distill_head``.
         cache: the teacher-embedding cache (``None`` if disabled).
         teacher_calls: teacher forward passes run so far.
@@ -83,11 +84,7 @@ class DistillHook:
             raise RuntimeError(f"{type(self.student).__name__} already has a teacher attached")
         self.teacher_calls = 0
         self.teacher_crystals = 0
-        # raw (pre-normalisation) rows are other values than the normalised ones: another salt
-        target_kind = {"target": "raw"} if settings.target_norm == "none" else {}
-        self._salt = teacher_fingerprint(
-            teacher._model.state_dict(), {**teacher.graph_settings.to_dict(), **target_kind}
-        )
+        self._salt = teacher_salt(teacher, raw=settings.target_norm == "none")
         self.target_statistics = TargetStatistics()
         self._shuffle = torch.Generator().manual_seed(settings.shuffle_seed)
         self.kd_scale = 1.0
@@ -139,9 +136,7 @@ class DistillHook:
         for args in batches:
             args = args if isinstance(args, tuple) else (args,)
             batch = self.adapter.crystal_batch(self.student, args, {}, self.teacher)
-            rows, embedded = teacher_targets(
-                batch, int(sum(batch.counts)), self._embed, self.cache, self._salt, torch.device("cpu")
-            )
+            rows, embedded = self._targets(batch, int(sum(batch.counts)), torch.device("cpu"))
             self.teacher_crystals += embedded
             statistics.update(rows)
             seen += len(batch.counts)
@@ -258,9 +253,7 @@ class DistillHook:
                 f"layer {self.point.name!r} gave a tensor of shape {tuple(hooked.shape)}; "
                 "per-atom embeddings (atoms × features) were expected"
             )
-        target, embedded = teacher_targets(
-            batch, hooked.shape[0], self._embed, self.cache, self._salt, hooked.device
-        )
+        target, embedded = self._targets(batch, hooked.shape[0], hooked.device)
         self.teacher_crystals += embedded
         self.last_batch_size = len(batch.counts)
         self._warn_amp(hooked)
@@ -272,9 +265,20 @@ class DistillHook:
             return None
         return inject(hooked, self._step)
 
-    def _embed(self, graph) -> torch.Tensor:
-        self.teacher_calls += 1
-        return self.teacher.embed(graph, normalized=self.settings.target_norm != "none")
+    def _targets(self, batch: CrystalBatch, num_rows: int, device: torch.device) -> tuple[torch.Tensor, int]:
+        """Teacher rows of ``batch`` (cached or computed), L2-normalised unless the recipe
+        asks for the raw embeddings."""
+        normalize = self.settings.target_norm != "none"
+
+        def embed(indices: list[int]) -> list[torch.Tensor]:
+            self.teacher_calls += 1
+            rows = self.teacher.embed_batch(batch, indices)
+            if not normalize or not rows:
+                return rows
+            return list(torch.split(F.normalize(torch.cat(rows), p=2, dim=1), [len(r) for r in rows]))
+
+        return teacher_targets(batch, num_rows, embed, self.cache, self._salt, device,
+                               fields=self.teacher.key_fields(batch))
 
     def _kd(self, hooked: torch.Tensor, target: torch.Tensor, batch: CrystalBatch) -> torch.Tensor:
         projected = self.head(hooked)

@@ -133,3 +133,12 @@ def teacher_fingerprint(state_dict: dict[str, torch.Tensor], settings: dict) -> 
         digest.update(name.encode())
         digest.update(tensor.numpy().tobytes() if tensor.numel() else b"")
     return digest.digest()
+
+
+def teacher_salt(teacher: object, raw: bool = False) -> bytes:
+    """The salt of a teacher's cache keys: its fingerprint, marked when the cached rows are
+    the raw (not L2-normalised) embeddings."""
+    fingerprint = bytes(teacher.fingerprint())
+    if not raw:
+        return fingerprint
+    return hashlib.blake2b(fingerprint + b"|raw", digest_size=KEY_BYTES).digest()

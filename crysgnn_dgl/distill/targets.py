@@ -1,4 +1,4 @@
-"""Teacher targets for one student batch: cache look-up, teacher graphs for the misses,
+"""Teacher targets for one student batch: cache look-up, teacher embeddings of the misses,
 atom-order checks, and assembly in the hooked tensor's row order."""
 
 from __future__ import annotations
@@ -17,19 +17,28 @@ class AtomOrderError(ValueError):
     """The student's atoms and the teacher's graph of a crystal do not line up."""
 
 
+class TeacherInputError(ValueError):
+    """The student's batch lacks what the teacher reads (e.g. the lattice)."""
+
+
 @dataclass
 class CrystalBatch:
     """What an adapter extracted from a student's batch for the teacher.
 
     Attributes:
         counts: atoms of each crystal, in batch order.
-        key_fields: arrays the teacher consumes, for the content keys.
-        build: teacher graph (batched, in the given crystal order) of the selected crystals.
+        key_fields: arrays the CrysGNN teacher consumes, for its content keys.
+        build: CrysGNN teacher graph (batched, in the given crystal order) of the selected crystals.
         atom_features: the student-side atom features ``(Σ counts, F)`` in crystal order,
             compared with the teacher graph's ``atom_features`` to verify the atom order.
         rows: for each atom in crystal order, the row of the hooked tensor holding it
             (``None``: crystals occupy consecutive rows in order).
         names: how to call crystal ``i`` in errors (defaults to its batch position).
+        atomic_numbers: ``(Σ counts,)`` int64 in crystal order (``-1``: not known from the
+            batch), for teachers that read structures; ``None`` if the batch has none.
+        frac_coords: ``(Σ counts, 3)`` fractional coordinates in crystal order.
+        lattices: ``(crystals, 3, 3)``, rows are lattice vectors.
+        structure_missing: why the batch cannot give structures (when it cannot).
     """
 
     counts: Sequence[int]
@@ -38,6 +47,47 @@ class CrystalBatch:
     atom_features: torch.Tensor | None = None
     rows: torch.Tensor | None = None
     names: Callable[[int], str] = field(default=lambda i: f"crystal #{i} of the batch")
+    atomic_numbers: torch.Tensor | None = None
+    frac_coords: torch.Tensor | None = None
+    lattices: torch.Tensor | None = None
+    structure_missing: str = ""
+
+    def _require_structures(self) -> None:
+        if self.atomic_numbers is None or self.frac_coords is None or self.lattices is None:
+            reason = self.structure_missing or "the adapter gave no atomic numbers, coordinates or lattices"
+            raise TeacherInputError(f"this teacher reads atomic numbers, fractional coordinates and lattices: {reason}")
+
+    def structure_key_fields(self) -> list[KeyField]:
+        """Key fields of what a structure teacher reads: atomic numbers, fractional
+        coordinates (4 decimals) and lattices (3 decimals)."""
+        self._require_structures()
+        return [
+            KeyField(self.atomic_numbers, self.counts, decimals=0),
+            KeyField(self.frac_coords, self.counts, decimals=4),
+            KeyField(self.lattices.reshape(-1, 9), [1] * len(self.counts), decimals=3),
+        ]
+
+    def crystals(self, indices: Sequence[int]):
+        """The crystals ``indices`` as a :class:`~crysgnn_dgl.teachers.Crystals`."""
+        from ..teachers.protocol import Crystals
+
+        self._require_structures()
+        offsets = [0]
+        for count in self.counts:
+            offsets.append(offsets[-1] + int(count))
+        numbers = self.atomic_numbers.detach().cpu().long()
+        for i in indices:
+            if bool((numbers[offsets[i] : offsets[i + 1]] < 1).any()):
+                raise TeacherInputError(
+                    f"{self.names(i)}: the batch does not tell the element of every atom "
+                    f"({self.structure_missing or 'unknown atomic numbers'})"
+                )
+        take = torch.cat([torch.arange(offsets[i], offsets[i + 1]) for i in indices] or [torch.zeros(0, dtype=torch.long)])
+        return Crystals(
+            numbers[take], self.frac_coords.detach().cpu()[take],
+            self.lattices.detach().cpu().reshape(-1, 3, 3)[list(indices)],
+            [int(self.counts[i]) for i in indices], [self.names(i) for i in indices],
+        )
 
 
 def _verify_crystal(batch: CrystalBatch, index: int, start: int, graph_features: torch.Tensor | None) -> None:
@@ -54,58 +104,75 @@ def _verify_crystal(batch: CrystalBatch, index: int, start: int, graph_features:
         )
 
 
-def _teacher_rows(
-    batch: CrystalBatch, indices: list[int], offsets: list[int], embed: Callable[[dgl.DGLGraph], torch.Tensor]
+def crysgnn_rows(
+    batch: CrystalBatch, indices: Sequence[int], embed: Callable[[dgl.DGLGraph], torch.Tensor]
 ) -> list[torch.Tensor]:
+    """Rows of the crystals ``indices`` from the CrysGNN graph the batch builds, after
+    checking that its atoms are the student's, in the same order."""
+    indices = list(indices)
     graph = batch.build(indices)
     sizes = graph.batch_num_nodes().tolist()
     if len(sizes) != len(indices):
         raise AtomOrderError(f"the teacher's graph holds {len(sizes)} crystals, expected {len(indices)}")
+    offsets = _offsets(batch.counts)
     features = graph.ndata["atom_features"] if "atom_features" in graph.ndata else None
     features_split = torch.split(features, sizes) if features is not None else [None] * len(sizes)
     for position, (index, size) in enumerate(zip(indices, sizes)):
-        if size != batch.counts[index]:
-            raise AtomOrderError(
-                f"{batch.names(index)}: the student's batch has {batch.counts[index]} atom(s), the "
-                f"teacher's graph {size} (the atom order must match exactly)"
-            )
+        _check_size(batch, index, size, "the teacher's graph")
         _verify_crystal(batch, index, offsets[index], features_split[position])
     return list(torch.split(embed(graph), sizes))
+
+
+def _offsets(counts: Sequence[int]) -> list[int]:
+    offsets = [0]
+    for count in counts[:-1]:
+        offsets.append(offsets[-1] + int(count))
+    return offsets
+
+
+def _check_size(batch: CrystalBatch, index: int, size: int, what: str) -> None:
+    if size != batch.counts[index]:
+        raise AtomOrderError(
+            f"{batch.names(index)}: the student's batch has {batch.counts[index]} atom(s), {what} "
+            f"{size} (the atom order must match exactly)"
+        )
 
 
 def teacher_targets(
     batch: CrystalBatch,
     num_rows: int,
-    embed: Callable[[dgl.DGLGraph], torch.Tensor],
+    embed: Callable[[list[int]], list[torch.Tensor]],
     cache: EmbeddingCache | None,
     salt: bytes,
     device: torch.device,
+    fields: Sequence[KeyField] | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Teacher embeddings ``(num_rows, D)`` aligned with the hooked tensor's rows, and the
-    number of crystals the teacher had to embed (cache misses)."""
+    number of crystals the teacher had to embed (cache misses).
+
+    ``embed(indices)`` gives one row tensor per crystal of ``indices``; ``fields`` are the
+    key fields (default: the CrysGNN teacher's, ``batch.key_fields``)."""
     total = int(sum(batch.counts))
     if total != num_rows:
         raise AtomOrderError(
             f"the hooked layer produced {num_rows} per-atom rows for a batch of {total} atoms "
             f"({len(batch.counts)} crystals): it does not hold one row per atom"
         )
-    offsets = [0]
-    for count in batch.counts[:-1]:
-        offsets.append(offsets[-1] + int(count))
     found: list[torch.Tensor | None] = [None] * len(batch.counts)
     keys = None
     if cache is not None:
-        keys = content_keys(batch.key_fields, salt)
+        keys = content_keys(batch.key_fields if fields is None else fields, salt)
         found = cache.lookup(keys)
         for i, rows in enumerate(found):
-            if rows is not None and rows.shape[0] != batch.counts[i]:
-                raise AtomOrderError(
-                    f"{batch.names(i)}: cached teacher rows have {rows.shape[0]} atoms, "
-                    f"the student's batch {batch.counts[i]}"
-                )
+            if rows is not None:
+                _check_size(batch, i, rows.shape[0], "the cached teacher rows")
     missing = [i for i, rows in enumerate(found) if rows is None]
     if missing:
-        computed = _teacher_rows(batch, missing, offsets, embed)
+        computed = embed(missing)
+        if len(computed) != len(missing):
+            raise AtomOrderError(f"the teacher gave {len(computed)} crystals, expected {len(missing)}")
+        for i, rows in zip(missing, computed):
+            _check_size(batch, i, rows.shape[0], "the teacher")
         if keys is not None:
             # stored in half precision: use the stored values now too, so a crystal's
             # target is the same whether it was computed or found
@@ -113,7 +180,7 @@ def teacher_targets(
             cache.store(keys[missing], computed)
         for i, rows in zip(missing, computed):
             found[i] = rows
-    stacked = torch.cat(found, dim=0).to(device, torch.float32)
+    stacked = torch.cat([rows.to(device) for rows in found], dim=0).to(device, torch.float32)
     if batch.rows is None:
         return stacked, len(missing)
     aligned = torch.empty_like(stacked)
