@@ -129,3 +129,12 @@ def test_installed_wheel_imports_adapters_under_the_package(built):
     )
     process = _run([sys.executable, "-c", code, str(target)], built["root"], "importing the adapters")
     assert Path(process.stdout.strip()).is_relative_to(target)
+
+
+def test_wheel_ships_the_m3gnet_teacher_weights_with_their_licence(built):
+    names = set(zipfile.ZipFile(built["wheel"]).namelist())
+    folder = "crysgnn_dgl/data/m3gnet/"
+    for name in ("LICENSE", "SOURCE_COMMIT", "NOTICE.md", "M3GNet-MP-2021.2.8-PES/model.json",
+                 "M3GNet-MP-2021.2.8-PES/state.pt", "M3GNet-MP-2021.2.8-PES/README.md"):
+        assert folder + name in names, name
+    assert "crysgnn_dgl/teachers/m3gnet.py" in names
