@@ -19,38 +19,14 @@ import pandas as pd
 import torch
 
 from _common import REPO, Report, require_data
-
-
-def ridge_fit(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
-    """Closed-form ridge on standardised features; returns weights and intercept."""
-    gram = x.T @ x + alpha * np.eye(x.shape[1])
-    weights = np.linalg.solve(gram, x.T @ (y - y.mean()))
-    return weights, float(y.mean())
-
-
-def choose_alpha(x: np.ndarray, y: np.ndarray, alphas, folds: int = 5, seed: int = 0) -> float:
-    """Alpha with the lowest k-fold cross-validated MAE on the fitting set."""
-    fold = np.random.default_rng(seed).integers(0, folds, len(y))
-    errors = []
-    for alpha in alphas:
-        mae = []
-        for k in range(folds):
-            fit, held = fold != k, fold == k
-            w, b = ridge_fit(x[fit], y[fit], alpha)
-            mae.append(np.abs(x[held] @ w + b - y[held]).mean())
-        errors.append(np.mean(mae))
-    return float(alphas[int(np.argmin(errors))])
+from _probe import fit_and_score, regression_scores
 
 
 def probe(train_x, train_y, test_x, test_y) -> dict[str, float]:
-    mean, std = train_x.mean(0), train_x.std(0) + 1e-8
-    a, b = (train_x - mean) / std, (test_x - mean) / std
-    alpha = choose_alpha(a, train_y, np.logspace(-3, 4, 15))
-    w, intercept = ridge_fit(a, train_y, alpha)
-    pred = b @ w + intercept
-    mae = float(np.abs(pred - test_y).mean())
-    r2 = 1.0 - float(((pred - test_y) ** 2).sum() / ((test_y - test_y.mean()) ** 2).sum())
-    return {"mae": mae, "r2": r2, "alpha": alpha, "mean_baseline_mae": float(np.abs(train_y.mean() - test_y).mean())}
+    """Ridge fitted on the pre-training slice, scored on the held-out crystals."""
+    prediction, alpha = fit_and_score(train_x, train_y, test_x)
+    return {**regression_scores(prediction, test_y), "alpha": alpha,
+            "mean_baseline_mae": float(np.abs(train_y.mean() - test_y).mean())}
 
 
 def pooled_embeddings(model, cache, positions, batch_size=256) -> np.ndarray:
