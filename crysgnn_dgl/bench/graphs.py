@@ -43,11 +43,16 @@ class GraphStore:
         self.failed: dict[str, str] = {}
         self._load()
 
+    @property
+    def index_path(self) -> Path:
+        """The store's index (``<stem>.json``; the stem may hold dots, e.g. ``mine.csv-cgcnn-…``)."""
+        return self.stem.with_name(f"{self.stem.name}.json")
+
     def _part(self, position: int, kind: str) -> Path:
         return self.stem.with_name(f"{self.stem.name}.{position}.{kind}")
 
     def _load(self) -> None:
-        index_path = self.stem.with_suffix(".json")
+        index_path = self.index_path
         if not index_path.is_file():
             return
         index = json.loads(index_path.read_text())
@@ -101,7 +106,7 @@ class GraphStore:
             else:
                 torch.save(column, partial)
             os.replace(partial, path)
-        index = self.stem.with_suffix(".json")
+        index = self.index_path
         partial_index = index.with_name(f"{index.name}.tmp-{os.getpid()}")
         partial_index.write_text(json.dumps({"ids": ids, "kinds": kinds, "failed": sorted(self.failed.items())}))
         os.replace(partial_index, index)

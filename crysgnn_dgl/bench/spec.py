@@ -67,10 +67,22 @@ def file_digest(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
+@lru_cache(maxsize=16)
+def named_teacher_digest(name: str) -> str:
+    """The fingerprint (weights and settings, short hex) of a named teacher such as ``m3gnet``."""
+    from ..teacher import load_teacher
+
+    return load_teacher(name).fingerprint().hex()[:16]
+
+
+#: modes that need the CrysGNN teacher's own architecture (a re-initialised or fine-tuned copy)
+CRYSGNN_ONLY_MODES = ("random-teacher", "finetune")
+
+
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything one run depends on. ``teacher`` is a checkpoint path (``None``: the
-    bundled teacher); vanilla runs ignore the teacher and the recipe. ``train_size`` 0:
+    """Everything one run depends on. ``teacher`` is a CrysGNN checkpoint path (``None``:
+    the bundled teacher) or a teacher name (``m3gnet``, ``m3gnet:gc_2``); vanilla runs ignore the teacher and the recipe. ``train_size`` 0:
     the task's whole training part. With ``source``, the predictor is first trained on
     ``source_size`` crystals of the source task (same mode), then on this task (transfer,
     the CrysGNN paper's Table 5)."""
@@ -96,6 +108,11 @@ class RunSpec:
             raise ValueError(f"train_size must be >= 2 (or 0: all), got {self.train_size}")
         if self.source is not None and self.source_size < 2:
             raise ValueError(f"source_size must be >= 2, got {self.source_size}")
+        if self.named_teacher and self.mode in CRYSGNN_ONLY_MODES:
+            raise ValueError(
+                f"mode {self.mode!r} needs a CrysGNN teacher (checkpoint or the bundled one), not {self.teacher!r}; "
+                "use vanilla, distilled or shuffled-teacher with it"
+            )
 
     @property
     def task_label(self) -> str:
@@ -107,6 +124,17 @@ class RunSpec:
     @property
     def uses_teacher(self) -> bool:
         return self.mode != "vanilla"
+
+    @property
+    def named_teacher(self) -> bool:
+        """Whether ``teacher`` names a registered teacher (``m3gnet``) rather than a file."""
+        from ..teachers.registry import is_teacher_name
+
+        return is_teacher_name(self.teacher)
+
+    def teacher_digest(self) -> str:
+        """Digest of the teacher: the checkpoint file's bytes, or a named teacher's fingerprint."""
+        return named_teacher_digest(self.teacher) if self.named_teacher else file_digest(self.teacher_path())
 
     @property
     def teacher_label(self) -> str:
@@ -126,7 +154,7 @@ class RunSpec:
             "task": self.task.to_dict(), "predictor": self.predictor, "mode": self.mode,
             "train_size": self.train_size, "seed": self.seed,
             "teacher": self.teacher_label,
-            "teacher_sha256": file_digest(self.teacher_path()) if self.uses_teacher else "",
+            "teacher_sha256": self.teacher_digest() if self.uses_teacher else "",
             "recipe": self.recipe.to_dict() if self.mode in KD_MODES else {},
             "training": self.training.to_dict(),
         }
