@@ -110,7 +110,7 @@ def numbers_from_features(features: torch.Tensor) -> torch.Tensor:
     rows = features.detach().to("cpu", torch.float64)
     if rows.dim() != 2 or rows.shape[1] != table.shape[1]:
         return torch.full((rows.shape[0],), -1, dtype=torch.long)
-    table_t = torch.from_numpy(table)
+    table_t = torch.from_numpy(table).to(torch.float64)
     distance, numbers = torch.cdist(rows, table_t).min(dim=1)
     shared = (torch.cdist(table_t, table_t) < 1e-6).sum(dim=1) > 1
     numbers[(distance > 1e-4) | shared[numbers]] = -1

@@ -199,3 +199,28 @@ def test_keys_follow_what_the_teacher_reads(teacher, structures):
     moved = content_keys(teacher.key_fields(other), teacher.fingerprint())
     assert not (keys[0] == moved[0]).all() and (keys[1:] == moved[1:]).all()
     assert torch.equal(batch.crystals([2]).atomic_numbers, torch.tensor([s.specie.Z for s in structures[2]]))
+
+
+def test_alignn_batches_need_atomic_numbers_where_cgcnn_features_are_ambiguous(teacher):
+    from crysgnn_dgl.bench.predictors import predictor
+
+    spec = predictor("alignn")
+    lanthanum = Structure.from_spacegroup("Fm-3m", [[5.3, 0, 0], [0, 5.3, 0], [0, 0, 5.3]], ["La", "N"],
+                                          [[0, 0, 0], [0.5, 0.5, 0.5]])
+    samples = [(spec.featurize(lanthanum, "LaN"), torch.tensor(0.0))]
+    inputs, _ = spec.collate(samples)
+    model = spec.build()
+    hook = attach_teacher(spec.student(model), teacher=teacher, adapter="alignn")
+    model.train()
+    model(*inputs).sum().backward()  # the benchmark's graphs carry ndata["atomic_number"]
+    assert hook.last_kd > 0
+    inputs, _ = spec.collate(samples)
+    del inputs[0][0].ndata["atomic_number"]  # alignn's own graphs: CGCNN features only
+    with pytest.raises(ValueError, match=r"crystal #0 .*La.*do not tell some elements apart.*atomic_number"):
+        model(*inputs)
+    hook.remove()
+    from crysgnn_dgl.adapters.base import numbers_from_features
+    from crysgnn_dgl.graph.atom_features import atom_features
+
+    features = torch.as_tensor(atom_features(np.array([57, 7, 58, 8, 26])))
+    assert numbers_from_features(features).tolist() == [-1, 7, -1, 8, 26]
