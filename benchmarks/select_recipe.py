@@ -2,7 +2,9 @@
 
 For every recipe, the paired relative validation gain over vanilla (same task, size and
 seed) is averaged over seeds per task; recipes are ranked by the mean of their per-task
-gains over the tasks where all of them ran, and the worst task is shown beside it.
+gains over the tasks where all of them ran, and the worst task is shown beside it. The
+best recipe replaces the current default only if its validation gain has a 95 % CI
+excluding 0 on every task (differences inside the seed noise do not move the default).
 
     python benchmarks/select_recipe.py benchmarks/results/bench/ablation
 """
@@ -21,6 +23,7 @@ from crysgnn_dgl.bench.sweep import stored_results
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep", type=Path, help="the --out folder of the sweep")
+    parser.add_argument("--default", default="λ=1 linear l2 mse", help="the current default recipe (default: %(default)s)")
     args = parser.parse_args(argv)
     results = stored_results(args.sweep)
     vanilla: dict[tuple, dict[int, float]] = defaultdict(dict)
@@ -51,8 +54,16 @@ def main(argv: list[str] | None = None) -> int:
             f"{100 * gains[c].mean:>+14.1f} % ({gains[c].wins}/{len(gains[c].seeds)})" if c in gains else f"{'–':>22}"
             for c in all_cells)
         print(f"{recipe:<42}{cells}{100 * mean:>+8.1f}%{100 * worst:>+8.1f}%" + ("" if complete else "  (not on every task)"))
-    if ranked and ranked[0][0]:
-        print(f"\nchosen (best mean validation gain over all tasks): {ranked[0][3]}")
+    if not ranked or not ranked[0][0]:
+        return 0
+    best = ranked[0]
+    clear = all(gain.ci[0] > 0 for gain in best[4].values())
+    print(f"\nbest mean validation gain over all tasks: {best[3]} ({100 * best[1]:+.1f} %)")
+    if clear:
+        print(f"chosen: {best[3]} (its 95 % CI of the validation gain excludes 0 on every task)")
+    else:
+        print(f"chosen: the current default {args.default!r}: no recipe's validation gain has a 95 % CI "
+              "excluding 0 on every task, so none is distinguishable from the default's")
     return 0
 
 
