@@ -3,12 +3,12 @@
 # one resumable store: rerunning skips every finished run, so an interrupted sweep resumes.
 # The KD recipe is the one chosen on validation by benchmarks/select_recipe.py (the
 # defaults of attach_teacher), unless RECIPE overrides it.
-# Usage: bash benchmarks/bench_main.sh [JOBS] [STAGE...]   (stages: 1 3 4 5 2 1b 1c)
+# Usage: bash benchmarks/bench_main.sh [JOBS] [STAGE...]   (stages: 1 2 3 4 5 2a 1b 1c)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${1:-2}
 shift || true
-STAGES=${*:-1 3 4 5 2 1b 1c}
+STAGES=${*:-1 2 3 4 5 2a 1b 1c}
 OUT=${OUT:-benchmarks/results/bench/main}
 B="crysgnn-dgl bench --jobs $JOBS --out $OUT --report-all ${RECIPE:-}"
 for STAGE in $STAGES; do
@@ -22,7 +22,9 @@ for STAGE in $STAGES; do
     5)  for FRACTION in 0.2 0.8; do
           $B --task exp_eform --source-task mp_eform --source-size 1000 --train-fraction $FRACTION \
              --train-sizes all --seeds 5 --modes vanilla,distilled ; done ;;
-    2)  $B --task mp_eform --train-sizes 1000 --seeds 3 --predictors gatgnn,megnet,alignn \
+    2)  $B --task mp_eform --train-sizes 1000 --seeds 3 --predictors gatgnn,megnet \
+           --modes vanilla,distilled,shuffled-teacher ;;
+    2a) $B --task mp_eform --train-sizes 1000 --seeds 3 --predictors alignn \
            --modes vanilla,distilled,shuffled-teacher ;;
     1b) $B --task mp_eform --train-sizes 500,2000 --seeds 5 \
            --modes vanilla,distilled,random-teacher,shuffled-teacher ;;
