@@ -7,8 +7,6 @@ matgl's MEGNet and alignn's ALIGNN."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -25,24 +23,21 @@ from crysgnn_dgl import CGCNN, attach_teacher, build_graph, load_teacher  # noqa
 from crysgnn_dgl.backend import dgl  # noqa: E402
 from crysgnn_dgl.distill import EmbeddingCache  # noqa: E402
 from crysgnn_dgl.distill.keys import content_keys, teacher_salt  # noqa: E402
-from crysgnn_dgl.teachers import Crystals, Teacher  # noqa: E402
 from crysgnn_dgl.teachers.m3gnet import M3GNetTeacher, bundled_weights, read_m3gnet  # noqa: E402
 
 from _distill_fixtures import mp_structures  # noqa: E402
+from _teacher_checks import (  # noqa: E402
+    check_batch_independence,
+    check_distils,
+    check_frozen,
+    check_invariance,
+    crystals_of,
+    error_without,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 # float32 sums in a different order (a batch, a rotated cell): about 1e-5 of the features' scale
 ATOL = 2e-3
-
-
-def crystals_of(structures: list[Structure]) -> Crystals:
-    return Crystals(
-        torch.tensor([site.specie.Z for s in structures for site in s]),
-        torch.tensor(np.concatenate([s.frac_coords for s in structures])),
-        torch.tensor(np.stack([s.lattice.matrix for s in structures])),
-        [len(s) for s in structures],
-        [s.composition.reduced_formula for s in structures],
-    )
 
 
 @pytest.fixture(scope="module")
@@ -74,41 +69,15 @@ def test_embeddings_equal_matgl_predict_structure(structures, upstream, block):
 
 
 def test_a_crystal_alone_equals_it_in_any_batch(teacher, structures):
-    together = torch.split(teacher.embed_crystals(crystals_of(structures)), [len(s) for s in structures])
-    reordered = torch.split(teacher.embed_crystals(crystals_of(structures[::-1])), [len(s) for s in structures[::-1]])
-    for rows, again in zip(together, reordered[::-1]):
-        torch.testing.assert_close(rows, again, atol=ATOL, rtol=0)
+    check_batch_independence(teacher, structures, ATOL)
 
 
 def test_rotation_translation_and_permutation(teacher, structures):
-    structure = max(structures, key=len)
-    reference = teacher.embed_crystals(crystals_of([structure]))
-    moved = structure.copy()
-    moved.apply_operation(SymmOp.from_axis_angle_and_translation([1, 2, 3], 37.0))  # rotates the lattice too
-    moved.translate_sites(list(range(len(moved))), [0.31, -0.12, 0.45])
-    torch.testing.assert_close(teacher.embed_crystals(crystals_of([moved])), reference, atol=ATOL, rtol=0)
-    order = np.random.default_rng(0).permutation(len(structure))
-    permuted = Structure.from_sites([structure[i] for i in order])
-    torch.testing.assert_close(teacher.embed_crystals(crystals_of([permuted])), reference[order], atol=ATOL, rtol=0)
+    check_invariance(teacher, max(structures, key=len), ATOL)
 
 
 def test_frozen_guarantees(teacher, structures):
-    assert isinstance(teacher, Teacher) and not isinstance(teacher, torch.nn.Module)
-    model = teacher._model
-    assert all(not p.requires_grad for p in model.parameters())
-    model.train()
-    teacher.train()
-    assert not teacher.training and not any(m.training for m in model.modules())
-    student = CGCNN()
-    hook = attach_teacher(student, teacher=teacher)
-    student.train()
-    assert not any(m.training for m in model.modules())
-    teacher_ids = {id(p) for p in model.parameters()}
-    assert not teacher_ids & {id(p) for p in student.parameters()}
-    assert not any(m is model for m in student.modules())
-    student(dgl.batch([build_graph(s) for s in structures])).sum().backward()
-    assert hook.last_kd > 0 and all(p.grad is None for p in model.parameters())
-    hook.remove()
+    check_frozen(teacher, structures)
 
 
 def test_weights_are_loaded_weights_only(tmp_path):
@@ -143,22 +112,7 @@ def test_blocks_and_cache_keys_differ_between_teachers(structures):
 
 
 def test_distils_into_the_cgcnn_port_megnet_and_alignn(teacher, structures):
-    from crysgnn_dgl.bench.predictors import predictor
-
-    structures = structures[1:]  # bcc Cs has no bond within MEGNet's 4 Å
-    for name in ("cgcnn", "megnet", "alignn"):
-        spec = predictor(name)
-        torch.manual_seed(0)
-        model = spec.build()
-        hook = attach_teacher(spec.student(model), teacher=teacher, adapter=spec.adapter)
-        inputs, targets = spec.collate([(spec.featurize(s, f"s{i}"), torch.tensor(0.1)) for i, s in enumerate(structures)])
-        model.train()
-        ((model(*inputs) - targets) ** 2).mean().backward()
-        assert hook.last_kd > 0, name
-        assert hook.head.weight.grad is not None and hook.head.weight.grad.abs().sum() > 0, name
-        grads = [p.grad for n, p in spec.student(model).named_parameters() if "distill" not in n]
-        assert any(g is not None and g.abs().sum() > 0 for g in grads), name
-        hook.remove()
+    check_distils(teacher, structures[1:], ("cgcnn", "megnet", "alignn"))  # bcc Cs: no bond within MEGNet's 4 Å
 
 
 def test_adapters_without_structures_give_clear_errors(teacher, structures):
@@ -176,14 +130,7 @@ def test_adapters_without_structures_give_clear_errors(teacher, structures):
 
 
 def test_missing_matgl_is_one_line_naming_the_extra():
-    code = (
-        "import sys; sys.modules['matgl'] = None\n"
-        "from crysgnn_dgl import load_teacher\n"
-        "try:\n    load_teacher('m3gnet')\n"
-        "except ImportError as error:\n    print(type(error).__name__, '|', error)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    line = done.stdout.strip()
+    line = error_without("matgl", "load_teacher('m3gnet')")
     assert line.startswith("MissingDependencyError |") and "\n" not in line
     assert "pip install 'crysgnn_dgl[matgl]'" in line
 

@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     grid.add_argument("--first-seed", type=int, default=0, help="(default: %(default)s)")
     grid.add_argument("--teacher", default=None,
                       help="a CrysGNN teacher checkpoint, or a teacher name: m3gnet (its block gc_1), m3gnet:gc_2, "
-                           "m3gnet:gc_3 (default: the bundled CrysGNN teacher)")
+                           "m3gnet:gc_3, chgnet (extra crysgnn_dgl[chgnet]) (default: the bundled CrysGNN teacher)")
     kd = parser.add_argument_group("KD recipe (lists make a grid)")
     kd.add_argument("--kd-weights", type=_floats, default=[RECIPE["kd_weight"]], help="λ values (default: %(default)s)")
     kd.add_argument("--projections", type=_words, default=[RECIPE["projection"]], help="identity, linear, mlp (default: %(default)s)")

@@ -16,6 +16,7 @@ from typing import Any
 #: name -> factory, or "module:function" imported on first use
 _TEACHERS: dict[str, Callable[..., Any] | str] = {
     "m3gnet": "crysgnn_dgl.teachers.m3gnet:load_m3gnet",
+    "chgnet": "crysgnn_dgl.teachers.chgnet:load_chgnet",
 }
 
 
