@@ -82,10 +82,10 @@ CRYSGNN_ONLY_MODES = ("random-teacher", "finetune")
 @dataclass(frozen=True)
 class RunSpec:
     """Everything one run depends on. ``teacher`` is a CrysGNN checkpoint path (``None``:
-    the bundled teacher) or a teacher name (``m3gnet``, ``m3gnet:gc_2``); vanilla runs ignore the teacher and the recipe. ``train_size`` 0:
-    the task's whole training part. With ``source``, the predictor is first trained on
-    ``source_size`` crystals of the source task (same mode), then on this task (transfer,
-    the CrysGNN paper's Table 5)."""
+    the bundled teacher) or a teacher name (``m3gnet``, ``m3gnet:gc_2``, ``chgnet``); vanilla
+    runs ignore the teacher and the recipe. ``train_size`` 0: the task's whole training
+    part. With ``source``, the predictor is first trained on ``source_size`` crystals of the
+    source task (same mode), then on this task (transfer, the CrysGNN paper's Table 5)."""
 
     task: TaskSpec
     predictor: str

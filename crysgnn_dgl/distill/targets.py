@@ -82,7 +82,8 @@ class CrystalBatch:
                     f"{self.names(i)}: the batch does not tell the element of every atom "
                     f"({self.structure_missing or 'unknown atomic numbers'})"
                 )
-        take = torch.cat([torch.arange(offsets[i], offsets[i + 1]) for i in indices] or [torch.zeros(0, dtype=torch.long)])
+        spans = [torch.arange(offsets[i], offsets[i + 1]) for i in indices]
+        take = torch.cat(spans) if spans else torch.zeros(0, dtype=torch.long)
         return Crystals(
             numbers[take], self.frac_coords.detach().cpu()[take],
             self.lattices.detach().cpu().reshape(-1, 3, 3)[list(indices)],
