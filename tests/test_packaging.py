@@ -138,3 +138,14 @@ def test_wheel_ships_the_m3gnet_teacher_weights_with_their_licence(built):
                  "M3GNet-MP-2021.2.8-PES/state.pt", "M3GNet-MP-2021.2.8-PES/README.md"):
         assert folder + name in names, name
     assert "crysgnn_dgl/teachers/m3gnet.py" in names
+
+
+def test_chgnet_extra_leaves_torch_untouched(built):
+    report = built["root"] / "install-report-chgnet.json"
+    cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--report", str(report),
+           f"{built['wheel']}[chgnet]"]
+    process = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if process.returncode != 0 or not report.is_file():
+        pytest.fail(f"pip could not resolve the chgnet extra\n{process.stdout[-3000:]}\n{process.stderr[-3000:]}")
+    planned = {item["metadata"]["name"].lower() for item in json.loads(report.read_text())["install"]}
+    assert "torch" not in planned and "dgl" not in planned
