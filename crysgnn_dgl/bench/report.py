@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -119,40 +120,47 @@ def write_plots(results: Sequence[dict[str, Any]], out: Path) -> list[Path]:
         axis.set_xscale("log")
         axis.set_xlabel("training crystals")
         axis.set_ylabel(f"test MAE ({records[0].get('unit', '')})")
-        axis.set_title(f"{task} · {predictor}")
-        axis.legend(fontsize=6)
-        figure.tight_layout()
-        path = out / f"mae_vs_size_{task}_{predictor}.png"
-        figure.savefig(path, dpi=120)
-        plt.close(figure)
-        written.append(path)
+        written.append(_finish(plt, figure, axis, f"{task} · {predictor}", out / _file_name("mae_vs_size", task, predictor)))
         written += _parity_plots(records, task, predictor, out, plt)
     return written
 
 
-def _parity_plots(records, task, predictor, out, plt) -> list[Path]:
+def _file_name(*parts: object) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "_".join(str(p) for p in parts)) + ".png"
+
+
+def _finish(plt, figure, axis, title: str, path: Path) -> Path:
+    axis.set_title(title)
+    axis.legend(fontsize=6)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def _parity_plots(records, task, predictor, out, plt, most: int = 4) -> list[Path]:
+    """Per size: vanilla and up to ``most - 1`` distilled arms, at their lowest common seed."""
     written = []
     for size in sorted({r["train_size"] for r in records}):
-        chosen = {r["mode"]: r for r in sorted(records, key=lambda r: r["seed"])
-                  if r["train_size"] == size and "test_predictions" in r and r["mode"] in ("vanilla", "distilled")}
+        runs = [r for r in records if r["train_size"] == size and "test_predictions" in r
+                and r["mode"] in ("vanilla", "distilled")]
+        vanilla_seeds = {r["seed"] for r in runs if r["mode"] == "vanilla"}
+        seeds = sorted(vanilla_seeds & {r["seed"] for r in runs if r["mode"] == "distilled"}) or sorted(vanilla_seeds)
+        chosen = sorted((r for r in runs if seeds and r["seed"] == seeds[0]),
+                        key=lambda r: (r["mode"] != "vanilla", _arm_name(arm(r))))[:most]
         if not chosen:
             continue
         figure, axis = plt.subplots(figsize=(4.5, 4.5))
-        for mode, record in sorted(chosen.items()):
+        for record in chosen:
             axis.scatter(record["test_targets"], record["test_predictions"], s=4, alpha=0.5,
-                         label=f"{mode} (seed {record['seed']}, MAE {record['test_mae']:.3f})")
-        low = min(min(r["test_targets"]) for r in chosen.values())
-        high = max(max(r["test_targets"]) for r in chosen.values())
+                         label=f"{_arm_name(arm(record))[:50]} (MAE {record['test_mae']:.3f})")
+        low = min(min(r["test_targets"]) for r in chosen)
+        high = max(max(r["test_targets"]) for r in chosen)
         axis.plot([low, high], [low, high], "k--", lw=0.8)
         axis.set_xlabel("target")
         axis.set_ylabel("prediction")
-        axis.set_title(f"{task} · {predictor} · {size}")
-        axis.legend(fontsize=6)
-        figure.tight_layout()
-        path = out / f"parity_{task}_{predictor}_{size}.png"
-        figure.savefig(path, dpi=120)
-        plt.close(figure)
-        written.append(path)
+        title = f"{task} · {predictor} · {size} · seed {seeds[0]}"
+        written.append(_finish(plt, figure, axis, title, out / _file_name("parity", task, predictor, size)))
     return written
 
 
