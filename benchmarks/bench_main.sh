@@ -17,8 +17,8 @@ for STAGE in $STAGES; do
     1)  $B --task mp_eform --train-sizes 1000 --seeds 5 \
            --modes vanilla,distilled,random-teacher,shuffled-teacher,finetune ;;
     3)  for TASK in perov5 dielectric log_kvrh; do
-          $B --task $TASK --train-sizes 1000 --seeds 5 --modes vanilla,distilled,shuffled-teacher
-          $B --task $TASK --train-sizes 1000 --seeds 5 --modes distilled,shuffled-teacher --teacher m3gnet
+          $B --task $TASK --train-sizes 1000 --seeds 5 --modes vanilla,distilled,shuffled-teacher --teacher m3gnet
+          $B --task $TASK --train-sizes 1000 --seeds 5 --modes distilled,shuffled-teacher
         done ;;
     4)  for TASK in perov5 dielectric log_kvrh; do
           $B --task $TASK --train-sizes 1000 --seeds 5 --modes finetune ; done ;;
