@@ -7,8 +7,10 @@ how it is stored in checkpoints (loadable weights-only) and printed in model car
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
+import typing
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
@@ -19,11 +21,52 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _bounds(low: float, high: float, low_open: bool, high_open: bool) -> str:
+    """`` > 0``, `` in [0, 1)`` and the like (empty without bounds)."""
+    if math.isinf(low) and math.isinf(high):
+        return ""
+    if math.isinf(high):
+        return f" {'>' if low_open else '>='} {low:g}"
+    if math.isinf(low):
+        return f" {'<' if high_open else '<='} {high:g}"
+    return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+@functools.lru_cache(maxsize=None)
+def _literal_fields(cls: type) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    """``(name, allowed values)`` of the fields of ``cls`` typed ``Literal[...]``."""
+    hints = typing.get_type_hints(cls)
+    return tuple(
+        (f.name, typing.get_args(hints[f.name]))
+        for f in fields(cls)
+        if typing.get_origin(hints[f.name]) is typing.Literal
+    )
+
+
 class SettingsBase:
-    """Shared dict conversion for the settings dataclasses."""
+    """Shared validation and dict conversion of the settings dataclasses.
+
+    On construction every field typed ``Literal[...]`` is checked against its values,
+    then :meth:`validate` (overridden by subclasses) checks the rest; every problem is a
+    one-line ``ValueError`` naming ``Class.field`` and the value.
+    """
+
+    def __post_init__(self) -> None:
+        for name, allowed in _literal_fields(type(self)):
+            value = getattr(self, name)
+            if value not in allowed:
+                raise self._invalid(name, f"one of {list(allowed)}")
+        self.validate()
+
+    def validate(self) -> None:
+        """Check field values beyond their ``Literal`` types (subclasses override)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[arg-type]
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     @classmethod
     def from_dict(cls: type[T], values: dict[str, Any]) -> T:
@@ -38,6 +81,37 @@ class SettingsBase:
         mine, theirs = self.to_dict(), other.to_dict()
         return {k: (mine[k], theirs.get(k)) for k in mine if mine[k] != theirs.get(k)}
 
+    def _invalid(self, name: str, expected: str) -> ValueError:
+        value = getattr(self, name)
+        return ValueError(f"{type(self).__name__}.{name} must be {expected}, got {value!r}")
+
+    def _require_int(self, *names: str, least: int = 0, optional: bool = False) -> None:
+        """Each of ``names`` is an integer ``>= least`` (or ``None`` when ``optional``)."""
+        for name in names:
+            value = getattr(self, name)
+            if optional and value is None:
+                continue
+            if not _is_int(value) or value < least:
+                raise self._invalid(name, f"an integer >= {least}" + (" or None" if optional else ""))
+
+    def _require_number(
+        self, *names: str, low: float = -math.inf, high: float = math.inf,
+        low_open: bool = False, high_open: bool = False,
+    ) -> None:
+        """Each of ``names`` is a finite number in the interval ``low .. high``."""
+        for name in names:
+            value = getattr(self, name)
+            ok = _is_real(value) and math.isfinite(value)
+            ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+            if not ok:
+                raise self._invalid(name, "a finite number" + _bounds(low, high, low_open, high_open))
+
+    def _require_bool(self, *names: str, optional: bool = False) -> None:
+        """Each of ``names`` is ``True`` or ``False`` (or ``None`` when ``optional``)."""
+        for name in names:
+            value = getattr(self, name)
+            if not (value is True or value is False or (optional and value is None)):
+                raise self._invalid(name, "True or False" + (" or None" if optional else ""))
 
 @dataclass(frozen=True)
 class GraphSettings(SettingsBase):
@@ -64,22 +138,13 @@ class GraphSettings(SettingsBase):
     gaussian_width: float = 0.2
     tie_decimals: int = 6
 
-    def __post_init__(self) -> None:
-        for name in ("radius", "gaussian_step", "gaussian_width"):
-            value = getattr(self, name)
-            if not _is_real(value) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"GraphSettings.{name} must be a finite number > 0, got {value!r}")
-        for name, least in (("max_neighbors", 1), ("tie_decimals", 0)):
-            value = getattr(self, name)
-            if not _is_real(value) or not isinstance(value, numbers.Integral) or value < least:
-                raise ValueError(f"GraphSettings.{name} must be an integer >= {least}, got {value!r}")
-        if self.pad not in (True, False):
-            raise ValueError(f"GraphSettings.pad must be True or False, got {self.pad!r}")
-        start, stop = self.gaussian_start, self.gaussian_stop
-        if not (_is_real(start) and _is_real(stop) and math.isfinite(start) and math.isfinite(stop)) or stop <= start:
-            raise ValueError(
-                f"GraphSettings.gaussian_stop ({stop!r}) must be finite and above gaussian_start ({start!r})"
-            )
+    def validate(self) -> None:
+        self._require_number("radius", "gaussian_step", "gaussian_width", low=0.0, low_open=True)
+        self._require_int("max_neighbors", least=1)
+        self._require_int("tie_decimals", least=0)
+        self._require_bool("pad")
+        self._require_number("gaussian_start")
+        self._require_number("gaussian_stop", low=self.gaussian_start, low_open=True)
 
     @property
     def pad_distance(self) -> float:
@@ -111,3 +176,8 @@ class ModelSettings(SettingsBase):
     num_connectivity_classes: int = 6
     num_space_groups: int = 230
     contrastive_projection: bool = False
+
+    def validate(self) -> None:
+        self._require_int("atom_input_dim", "hidden_dim", "num_conv", least=1)
+        self._require_int("num_connectivity_classes", "num_space_groups", least=2)
+        self._require_bool("contrastive_projection")

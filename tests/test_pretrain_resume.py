@@ -11,10 +11,10 @@ from _pretrain_fixtures import corpus_csv, small_cache  # noqa: F401
 
 from crysgnn_dgl import read_checkpoint
 from crysgnn_dgl.pretrain.callbacks import read_history
-from crysgnn_dgl.pretrain.settings import OptimizerSettings, TrainingSettings
+from crysgnn_dgl.pretrain.settings import OptimizerSettings, PretrainSettings
 from crysgnn_dgl.pretrain.trainer import pretrain
 
-TRAINING = TrainingSettings(max_epochs=3, batch_size=8, validation_fraction=0.2, seed=5, num_threads=1)
+TRAINING = PretrainSettings(max_epochs=3, batch_size=8, validation_fraction=0.2, seed=5, num_threads=1)
 OPTIMIZER = OptimizerSettings(learning_rate=3e-3)
 
 
@@ -80,7 +80,7 @@ def test_ddp_is_a_flag(small_cache, tmp_path):
     """Two CPU processes (gloo): each rank trains on its own half of every epoch's batches."""
     import math
 
-    training = TrainingSettings(
+    training = PretrainSettings(
         max_epochs=1, batch_size=4, validation_fraction=0.2, seed=5, num_threads=1,
         accelerator="cpu", devices=2, strategy="ddp_spawn",
     )

@@ -21,7 +21,7 @@ from crysgnn_dgl import read_checkpoint
 from crysgnn_dgl.cli import main
 from crysgnn_dgl.pretrain import build_cache, open_source
 from crysgnn_dgl.pretrain.callbacks import read_history
-from crysgnn_dgl.pretrain.settings import OptimizerSettings, TrainingSettings
+from crysgnn_dgl.pretrain.settings import OptimizerSettings, PretrainSettings
 from crysgnn_dgl.pretrain.sources import StructureSource
 from crysgnn_dgl.pretrain.trainer import pretrain
 
@@ -29,9 +29,9 @@ OPTIMIZER = OptimizerSettings(learning_rate=3e-3)
 WRITE_POINTS = ("lightning_last.ckpt", "epoch_000.pt", "best.pt", "last.pt", "history.jsonl")
 
 
-def training(epochs: int, **changes) -> TrainingSettings:
+def training(epochs: int, **changes) -> PretrainSettings:
     values = dict(max_epochs=epochs, batch_size=4, validation_fraction=0.25, seed=3, num_threads=1)
-    return TrainingSettings(**{**values, **changes})
+    return PretrainSettings(**{**values, **changes})
 
 
 def write_csv(path: Path, ids=MP_IDS) -> Path:
@@ -118,7 +118,7 @@ KILLED_RUN = textwrap.dedent(
     """
     import os, signal, sys
     from pathlib import Path
-    from crysgnn_dgl.pretrain.settings import OptimizerSettings, TrainingSettings
+    from crysgnn_dgl.pretrain.settings import OptimizerSettings, PretrainSettings
     from crysgnn_dgl.pretrain.trainer import pretrain
 
     def die(event, args):
@@ -126,7 +126,7 @@ KILLED_RUN = textwrap.dedent(
             os.kill(os.getpid(), signal.SIGKILL)
 
     sys.addaudithook(die)
-    training = TrainingSettings(max_epochs=1, batch_size=4, validation_fraction=0.25, seed=3, num_threads=1)
+    training = PretrainSettings(max_epochs=1, batch_size=4, validation_fraction=0.25, seed=3, num_threads=1)
     pretrain(sys.argv[1], sys.argv[2], optimizer=OptimizerSettings(learning_rate=3e-3), training=training,
              progress_bar=False)
     """

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 NAME = "bench"
@@ -99,28 +98,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def apply_config(args: argparse.Namespace) -> argparse.Namespace:
     """Values of ``--config`` (TOML; keys are option names with ``_``) for every option
-    left at its default on the command line."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    actions = {action.dest: action for action in parser._actions}
-    values = tomllib.loads(Path(args.config).read_text())
-    unknown = sorted(set(values) - set(actions) - {"config"})
-    if unknown:
-        raise ValueError(f"{args.config}: unknown option(s) {unknown}; use the long option names with '_'")
-    for key, value in values.items():
-        action = actions[key]
-        if getattr(args, key) != action.default:
-            continue
-        if isinstance(value, list):
-            value = ",".join(map(str, value))
-        if isinstance(value, str) and action.type is not None:
-            value = action.type(value)
-        setattr(args, key, value)
-    return args
+    left at its default on the command line (see :mod:`.config_file`)."""
+    from .config_file import apply_config as apply
+
+    return apply(args, add_arguments)
 
 
 def build_grid(args: argparse.Namespace):

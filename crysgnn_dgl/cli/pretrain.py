@@ -13,6 +13,8 @@ from .checks import (
     require_inputs,
     require_writable_folder,
 )
+from .config_file import apply_config, write_resolved_config
+from .errors import UsageError
 from .help_format import HelpFormatter
 from .structure_inputs import add_source_arguments, open_sources
 
@@ -27,17 +29,25 @@ EXAMPLES = """examples:
   crysgnn-dgl pretrain structures/ --out run1
   crysgnn-dgl pretrain mp.csv.xz perov5.csv.xz --out run2 --epochs 50 --cache-workers 4
   crysgnn-dgl pretrain mp.csv.xz --out run3 --accelerator gpu --devices 4 --strategy ddp
+  crysgnn-dgl pretrain --config run1/config.toml --epochs 40 --out run4
 
 Run the same command again to resume an interrupted run (cache and training).
-Writes <out>/checkpoints/{epoch_XXX,last,best}.pt, history.jsonl and <cache>/report.tsv
-(inputs that were skipped, with the reason)."""
+Writes <out>/checkpoints/{epoch_XXX,last,best}.pt, history.jsonl, config.toml (the resolved
+options: --config <out>/config.toml repeats the run) and <cache>/report.tsv (inputs that were
+skipped, with the reason)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..pretrain.settings import ObjectiveSettings, OptimizerSettings, PretrainSettings
+
+    optimizer, training, objectives = OptimizerSettings(), PretrainSettings(), ObjectiveSettings()
     parser.formatter_class = HelpFormatter
     parser.epilog = EXAMPLES
-    parser.add_argument("inputs", nargs="+", help="structure files or folders (read in this order)")
-    parser.add_argument("--out", required=True, help="run folder (checkpoints, logs, history)")
+    parser.add_argument("inputs", nargs="*", help="structure files or folders (read in this order)")
+    parser.add_argument("--out", help="run folder (checkpoints, logs, history, config.toml); required")
+    parser.add_argument("--config", type=Path,
+                        help="TOML file of option values, keys are the long option names with '_' "
+                             "(command-line options win); <out>/config.toml repeats a run")
     parser.add_argument("--cache", help="graph cache folder (default: <out>/cache)")
     data = parser.add_argument_group("inputs and cache")
     add_source_arguments(data)
@@ -46,29 +56,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--keep-duplicates", action="store_true", help="do not de-duplicate structures")
     data.add_argument("--cache-only", action="store_true", help="build the cache and stop")
     run = parser.add_argument_group("training")
-    run.add_argument("--epochs", type=int, default=20, help="epochs to train (a resumed run continues up to this)")
-    run.add_argument("--batch-size", type=int, default=128, help="crystals per batch (per process under DDP)")
-    run.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate (release: 0.03)")
-    run.add_argument("--weight-decay", type=float, default=0.0, help="Adam weight decay")
-    run.add_argument("--schedule", choices=("cosine", "constant"), default="cosine", help="learning-rate schedule")
-    run.add_argument("--seed", type=int, default=0, help="seeds weights, split, batch order")
-    run.add_argument("--val-fraction", type=float, default=0.05, help="share of crystals held out for validation")
-    run.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    run.add_argument("--shuffle-window", type=int, default=16, help="cache shards mixed into each batch stream")
-    run.add_argument("--threads", type=int, help="torch CPU threads")
-    run.add_argument("--accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu, mps")
-    run.add_argument("--devices", default="auto", help="e.g. 4 for four GPUs")
-    run.add_argument("--strategy", default="auto", help="e.g. ddp")
-    run.add_argument("--num-nodes", type=int, default=1, help="machines taking part (DDP)")
-    run.add_argument("--precision", default="auto", help="32-true, 16-mixed, bf16-mixed or auto")
+    run.add_argument("--epochs", type=int, default=training.max_epochs,
+                     help="epochs to train (a resumed run continues up to this)")
+    run.add_argument("--batch-size", type=int, default=training.batch_size, help="crystals per batch (per process under DDP)")
+    run.add_argument("--lr", type=float, default=optimizer.learning_rate, help="peak Adam learning rate (release: 0.03)")
+    run.add_argument("--weight-decay", type=float, default=optimizer.weight_decay, help="Adam weight decay")
+    run.add_argument("--schedule", choices=("cosine", "constant"), default=optimizer.schedule,
+                     help="learning-rate schedule")
+    run.add_argument("--seed", type=int, default=training.seed, help="seeds weights, split, batch order")
+    run.add_argument("--val-fraction", type=float, default=training.validation_fraction,
+                     help="share of crystals held out for validation")
+    run.add_argument("--workers", type=int, default=training.num_workers, help="DataLoader worker processes")
+    run.add_argument("--shuffle-window", type=int, default=training.shuffle_window,
+                     help="cache shards mixed into each batch stream")
+    run.add_argument("--threads", type=int, default=training.num_threads, help="torch CPU threads")
+    run.add_argument("--accelerator", default=training.accelerator, help="Lightning accelerator: auto, cpu, gpu, mps")
+    run.add_argument("--devices", default=str(training.devices), help="e.g. 4 for four GPUs")
+    run.add_argument("--strategy", default=training.strategy, help="e.g. ddp")
+    run.add_argument("--num-nodes", type=int, default=training.num_nodes, help="machines taking part (DDP)")
+    run.add_argument("--precision", default=training.precision, help="32-true, 16-mixed, bf16-mixed or auto")
     run.add_argument("--no-progress", action="store_true", help="no progress bar; one line per epoch")
     loss = parser.add_argument_group("objectives (a weight of 0 switches one off)")
-    loss.add_argument("--feature-weight", type=float, default=0.25, help="α")
-    loss.add_argument("--connectivity-weight", type=float, default=0.25, help="β")
-    loss.add_argument("--space-group-weight", type=float, default=0.25, help="γ")
-    loss.add_argument("--contrastive-weight", type=float, default=0.25, help="λ")
-    loss.add_argument("--temperature", type=float, default=0.07, help="NT-Xent temperature")
-    loss.add_argument("--max-pairs-per-crystal", type=int, help="sub-sample connectivity pairs")
+    loss.add_argument("--feature-weight", type=float, default=objectives.feature_weight, help="α")
+    loss.add_argument("--connectivity-weight", type=float, default=objectives.connectivity_weight, help="β")
+    loss.add_argument("--space-group-weight", type=float, default=objectives.space_group_weight, help="γ")
+    loss.add_argument("--contrastive-weight", type=float, default=objectives.contrastive_weight, help="λ")
+    loss.add_argument("--temperature", type=float, default=objectives.temperature, help="NT-Xent temperature")
+    loss.add_argument("--max-pairs-per-crystal", type=int, default=objectives.max_pairs_per_crystal,
+                      help="sub-sample connectivity pairs")
 
 
 def _devices(value: str) -> int | str:
@@ -77,6 +92,10 @@ def _devices(value: str) -> int | str:
 
 def _check(args: argparse.Namespace) -> None:
     """Every option and input checked before anything is read or written."""
+    if not args.inputs:
+        raise UsageError("no inputs: name structure files or folders (or inputs = [...] in --config)")
+    if args.out is None:
+        raise UsageError("--out FOLDER is required (or out = \"FOLDER\" in --config)")
     for option, least in (
         ("--epochs", 1), ("--batch-size", 1), ("--shard-size", 1), ("--cache-workers", 0), ("--workers", 0),
         ("--shuffle-window", 1), ("--threads", 1), ("--num-nodes", 1), ("--limit", 1),
@@ -113,10 +132,11 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.config is not None:
+        args = apply_config(args, add_arguments)
     _check(args)
-    from ..pretrain.objectives import ObjectiveSettings
     from ..pretrain.runner import run_pretraining
-    from ..pretrain.settings import OptimizerSettings, TrainingSettings
+    from ..pretrain.settings import ObjectiveSettings, OptimizerSettings, PretrainSettings
 
     sources = open_sources(args)
     objectives = ObjectiveSettings(
@@ -128,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         max_pairs_per_crystal=args.max_pairs_per_crystal,
     )
     optimizer = OptimizerSettings(learning_rate=args.lr, weight_decay=args.weight_decay, schedule=args.schedule)
-    training = TrainingSettings(
+    training = PretrainSettings(
         max_epochs=args.epochs,
         batch_size=args.batch_size,
         validation_fraction=args.val_fraction,
@@ -142,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
         num_threads=args.threads,
     )
+    write_resolved_config(args, Path(args.out) / "config.toml")
     _, result = run_pretraining(
         sources, args.out, cache_folder=args.cache, objectives=objectives, optimizer=optimizer,
         training=training, cache_workers=args.cache_workers, shard_size=args.shard_size,

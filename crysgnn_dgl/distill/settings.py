@@ -54,19 +54,12 @@ class DistillSettings(SettingsBase):
     shuffle_seed: int = 0
     warn_after: int = 8
 
-    def __post_init__(self) -> None:
-        if not 0.0 < self.delta <= 1.0:
-            raise ValueError(f"delta must be in (0, 1], got {self.delta!r}")
-        if self.projection not in PROJECTIONS:
-            raise ValueError(f"projection must be one of {PROJECTIONS}, got {self.projection!r}")
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.target_norm not in TARGET_NORMS:
-            raise ValueError(f"target_norm must be one of {TARGET_NORMS}, got {self.target_norm!r}")
-        if self.loss not in KD_LOSSES:
-            raise ValueError(f"loss must be one of {KD_LOSSES}, got {self.loss!r}")
-        if self.mlp_hidden < 1:
-            raise ValueError(f"mlp_hidden must be >= 1, got {self.mlp_hidden!r}")
+    def validate(self) -> None:
+        self._require_number("delta", low=0.0, high=1.0, low_open=True)
+        self._require_int("mlp_hidden", "warn_after", least=1)
+        self._require_int("shuffle_seed", least=0)
+        self._require_bool("shuffle_targets")
+        self._require_bool("normalize", optional=True)
 
     @classmethod
     def from_kd_weight(cls, kd_weight: float, **values) -> DistillSettings:

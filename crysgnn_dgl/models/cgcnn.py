@@ -46,12 +46,10 @@ class CGCNNSettings(SettingsBase):
     num_classes: int = 2
     dropout: float = 0.5
 
-    def __post_init__(self) -> None:
-        for name in ("atom_input_dim", "atom_fea_len", "n_conv", "h_fea_len", "n_h", "num_classes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"CGCNNSettings.{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"CGCNNSettings.dropout must be in [0, 1), got {self.dropout}")
+    def validate(self) -> None:
+        self._require_int("atom_input_dim", "atom_fea_len", "n_conv", "h_fea_len", "n_h", "num_classes", least=1)
+        self._require_number("dropout", low=0.0, high=1.0, high_open=True)
+        self._require_bool("classification")
 
 
 class CGCNN(nn.Module):

@@ -53,10 +53,11 @@ class GATGNNSettings(SettingsBase):
     classification: bool = False
     num_classes: int = 2
 
-    def __post_init__(self) -> None:
-        for name in ("atom_input_dim", "neurons", "n_layers", "heads", "attention_hidden", "num_classes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"GATGNNSettings.{name} must be >= 1, got {getattr(self, name)}")
+    def validate(self) -> None:
+        self._require_int("atom_input_dim", "neurons", "n_layers", "heads", "attention_hidden", "num_classes", least=1)
+        self._require_number("attention_dropout", low=0.0, high=1.0, high_open=True)
+        self._require_number("negative_slope", low=0.0)
+        self._require_bool("extra_layers", "concat_comp", "classification")
 
 
 class GATGNN(nn.Module):

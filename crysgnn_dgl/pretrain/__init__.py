@@ -1,21 +1,37 @@
 """Pre-training CrysGNN at scale: structure sources, an on-disk graph cache, streaming
-data, the four pre-training objectives and a Lightning training loop."""
+data, the four pre-training objectives and a Lightning training loop.
 
-from .cache import CacheReport, build_cache
-from .export import export_teacher
-from .dataset import GraphCache, collate_records
-from .objectives import ObjectiveSettings, nt_xent_loss, pretraining_losses
-from .sources import StructureSource, open_source
+Public names load on first use, so that the command line can read the settings in
+:mod:`crysgnn_dgl.pretrain.settings` without importing torch.
+"""
 
-__all__ = [
-    "CacheReport",
-    "GraphCache",
-    "ObjectiveSettings",
-    "StructureSource",
-    "build_cache",
-    "collate_records",
-    "export_teacher",
-    "nt_xent_loss",
-    "open_source",
-    "pretraining_losses",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_PUBLIC = {
+    "CacheReport": "cache",
+    "build_cache": "cache",
+    "export_teacher": "export",
+    "GraphCache": "dataset",
+    "collate_records": "dataset",
+    "ObjectiveSettings": "settings",
+    "OptimizerSettings": "settings",
+    "PretrainSettings": "settings",
+    "nt_xent_loss": "objectives",
+    "pretraining_losses": "objectives",
+    "StructureSource": "sources",
+    "open_source": "sources",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'crysgnn_dgl.pretrain' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"crysgnn_dgl.pretrain.{module}"), name)
+    globals()[name] = value
+    return value

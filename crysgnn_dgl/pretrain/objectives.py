@@ -10,52 +10,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
 from ..backend import dgl
-from ..config import SettingsBase
 from ..graph.labels import connectivity_targets, pair_index
 from ..models.crysgnn import CrysGNN
+from .settings import ObjectiveSettings
 
 OBJECTIVES = ("feature", "connectivity", "space_group", "contrastive")
 
 # first space-group number of each crystal system (triclinic ... cubic), 1-based
 _SYSTEM_FIRST_GROUP = (1, 3, 16, 75, 143, 168, 195)
-
-
-@dataclass(frozen=True)
-class ObjectiveSettings(SettingsBase):
-    """Weights and details of the pre-training loss.
-
-    Attributes:
-        feature_weight, connectivity_weight, space_group_weight, contrastive_weight: the
-            paper's α, β, γ, λ; a weight of 0 switches that objective off (not computed).
-        temperature: NT-Xent temperature.
-        connectivity_class_weights: NLL class weights of the connectivity classes 0..5.
-        max_pairs_per_crystal: score at most this many randomly drawn ordered pairs per
-            crystal for the connectivity loss (``None``: all n² pairs, as the release).
-    """
-
-    feature_weight: float = 0.25
-    connectivity_weight: float = 0.25
-    space_group_weight: float = 0.25
-    contrastive_weight: float = 0.25
-    temperature: float = 0.07
-    connectivity_class_weights: tuple[float, ...] = (0.1, 1.0, 1.0, 1.0, 1.0, 1.0)
-    max_pairs_per_crystal: int | None = None
-
-    def weight(self, objective: str) -> float:
-        return float(getattr(self, f"{objective}_weight"))
-
-    @classmethod
-    def from_dict(cls, values: dict) -> ObjectiveSettings:  # tuples may arrive as lists
-        values = dict(values)
-        if "connectivity_class_weights" in values:
-            values["connectivity_class_weights"] = tuple(values["connectivity_class_weights"])
-        return super().from_dict(values)
 
 
 def nt_xent_loss(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:

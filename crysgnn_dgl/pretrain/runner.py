@@ -9,8 +9,7 @@ from pathlib import Path
 
 from ..config import GraphSettings, ModelSettings
 from .cache import CacheReport, build_cache
-from .objectives import ObjectiveSettings
-from .settings import OptimizerSettings, TrainingSettings
+from .settings import ObjectiveSettings, OptimizerSettings, PretrainSettings
 from .sources import StructureSource
 from .trainer import PretrainResult, pretrain
 
@@ -23,7 +22,7 @@ def run_pretraining(
     model_settings: ModelSettings | None = None,
     objectives: ObjectiveSettings | None = None,
     optimizer: OptimizerSettings | None = None,
-    training: TrainingSettings | None = None,
+    training: PretrainSettings | None = None,
     cache_workers: int = 1,
     shard_size: int = 1000,
     dedupe: bool = True,

@@ -1,8 +1,13 @@
-"""Settings of a pre-training run (same dataclass style as :mod:`crysgnn_dgl.config`)."""
+"""Settings of a pre-training run (same dataclass style as :mod:`crysgnn_dgl.config`).
+
+Plain Python (no torch import): the command line takes its defaults from here.
+"""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from ..config import SettingsBase
 
@@ -24,12 +29,17 @@ class OptimizerSettings(SettingsBase):
 
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
-    schedule: str = "cosine"
+    schedule: Literal["cosine", "constant"] = "cosine"
     final_lr_fraction: float = 0.05
+
+    def validate(self) -> None:
+        self._require_number("learning_rate", low=0.0, low_open=True)
+        self._require_number("weight_decay", low=0.0)
+        self._require_number("final_lr_fraction", low=0.0, high=1.0)
 
 
 @dataclass(frozen=True)
-class TrainingSettings(SettingsBase):
+class PretrainSettings(SettingsBase):
     """Everything about a run that is not the model, the objectives or the optimiser.
 
     Attributes:
@@ -66,16 +76,62 @@ class TrainingSettings(SettingsBase):
     log_every_n_steps: int = 50
     limit_train_batches: int | None = None
 
-    def __post_init__(self) -> None:
-        least = {
-            "max_epochs": 1, "batch_size": 1, "num_workers": 0, "num_nodes": 1, "num_threads": 1,
-            "shuffle_window": 1, "max_loaded_shards": 1, "log_every_n_steps": 1, "limit_train_batches": 1,
-        }
-        for name, minimum in least.items():
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
-                raise ValueError(f"TrainingSettings.{name} must be an integer >= {minimum}, got {value!r}")
-        if not 0.0 <= self.validation_fraction < 1.0:
-            raise ValueError(
-                f"TrainingSettings.validation_fraction must be in [0, 1), got {self.validation_fraction!r}"
-            )
+    def validate(self) -> None:
+        self._require_int("max_epochs", "batch_size", "num_nodes", "shuffle_window", "log_every_n_steps", least=1)
+        self._require_int("seed", "num_workers", least=0)
+        self._require_int("num_threads", "max_loaded_shards", "limit_train_batches", least=1, optional=True)
+        self._require_number("validation_fraction", low=0.0, high=1.0, high_open=True)
+        if not (isinstance(self.devices, str) or (isinstance(self.devices, int) and self.devices >= 1)):
+            raise self._invalid("devices", "an integer >= 1 or a string such as 'auto'")
+
+
+@dataclass(frozen=True)
+class ObjectiveSettings(SettingsBase):
+    """Weights and details of the pre-training loss.
+
+    Attributes:
+        feature_weight, connectivity_weight, space_group_weight, contrastive_weight: the
+            paper's α, β, γ, λ; a weight of 0 switches that objective off (not computed).
+        temperature: NT-Xent temperature.
+        connectivity_class_weights: NLL class weights of the connectivity classes 0..5.
+        max_pairs_per_crystal: score at most this many randomly drawn ordered pairs per
+            crystal for the connectivity loss (``None``: all n² pairs, as the release).
+    """
+
+    feature_weight: float = 0.25
+    connectivity_weight: float = 0.25
+    space_group_weight: float = 0.25
+    contrastive_weight: float = 0.25
+    temperature: float = 0.07
+    connectivity_class_weights: tuple[float, ...] = (0.1, 1.0, 1.0, 1.0, 1.0, 1.0)
+    max_pairs_per_crystal: int | None = None
+
+    def validate(self) -> None:
+        self._require_number(
+            "feature_weight", "connectivity_weight", "space_group_weight", "contrastive_weight", low=0.0
+        )
+        self._require_number("temperature", low=0.0, low_open=True)
+        self._require_int("max_pairs_per_crystal", least=1, optional=True)
+        weights = self.connectivity_class_weights
+        if not weights or not all(isinstance(w, (int, float)) and w >= 0 for w in weights):
+            raise self._invalid("connectivity_class_weights", "a non-empty sequence of numbers >= 0")
+
+    def weight(self, objective: str) -> float:
+        return float(getattr(self, f"{objective}_weight"))
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ObjectiveSettings:  # tuples may arrive as lists
+        values = dict(values)
+        if "connectivity_class_weights" in values:
+            values["connectivity_class_weights"] = tuple(values["connectivity_class_weights"])
+        return super().from_dict(values)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TrainingSettings":  # renamed: it clashed with crysgnn_dgl.training.TrainingSettings
+        warnings.warn(
+            "crysgnn_dgl.pretrain.settings.TrainingSettings is deprecated; use PretrainSettings",
+            DeprecationWarning, stacklevel=2,
+        )
+        return PretrainSettings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

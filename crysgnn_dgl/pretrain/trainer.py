@@ -18,8 +18,7 @@ from .callbacks import LIGHTNING_STATE, EpochCheckpoint, EpochPrinter, epoch_met
 from .dataset import CacheCollate, GraphCache, ShardBatchSampler
 from .module import PretrainModule
 from .recovery import complete_interrupted_epoch
-from .objectives import ObjectiveSettings
-from .settings import OptimizerSettings, TrainingSettings
+from .settings import ObjectiveSettings, OptimizerSettings, PretrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +34,14 @@ class PretrainResult:
     metrics: dict[str, float]
 
 
-def _precision(training: TrainingSettings) -> str:
+def _precision(training: PretrainSettings) -> str:
     if training.precision != "auto":
         return training.precision
     gpu = torch.cuda.is_available() and training.accelerator in {"auto", "gpu", "cuda"}
     return "16-mixed" if gpu else "32-true"
 
 
-def make_loaders(cache: GraphCache, training: TrainingSettings) -> tuple[DataLoader, DataLoader | None]:
+def make_loaders(cache: GraphCache, training: PretrainSettings) -> tuple[DataLoader, DataLoader | None]:
     """Streaming train / validation loaders over a cache (seeded split)."""
     train_positions, val_positions = cache.split(training.validation_fraction, training.seed)
     collate = CacheCollate(cache.graph_settings)
@@ -83,7 +82,7 @@ def pretrain(
     model_settings: ModelSettings | None = None,
     objectives: ObjectiveSettings | None = None,
     optimizer: OptimizerSettings | None = None,
-    training: TrainingSettings | None = None,
+    training: PretrainSettings | None = None,
     resume: bool = True,
     progress_bar: bool = True,
     extra_callbacks: list[pl.Callback] | None = None,
@@ -98,7 +97,7 @@ def pretrain(
     model_settings = model_settings or ModelSettings()
     objectives = objectives or ObjectiveSettings()
     optimizer = optimizer or OptimizerSettings()
-    training = training or TrainingSettings()
+    training = training or PretrainSettings()
     folder = Path(output_folder)
     folder.mkdir(parents=True, exist_ok=True)
     if training.num_threads is not None:

@@ -44,6 +44,15 @@ class ComparisonSettings(SettingsBase):
     delta: float = 0.5
     deterministic: bool = True
 
+    def validate(self) -> None:
+        self._require_number("val_fraction", "test_fraction", low=0.0, high=1.0, high_open=True)
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise self._invalid("test_fraction", f"below 1 - val_fraction ({1.0 - self.val_fraction:g})")
+        self._require_int("train_limit", least=1, optional=True)
+        self._require_int("split_seed", "model_seed", least=0)
+        self._require_number("delta", low=0.0, high=1.0, low_open=True)
+        self._require_bool("deterministic")
+
 
 @contextmanager
 def deterministic_algorithms(enabled: bool = True) -> Iterator[None]:

@@ -59,17 +59,15 @@ class TrainingSettings(SettingsBase):
     early_stopping: int | None = None
     seed: int = 0
 
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
-        if self.optimizer not in ("Adam", "SGD"):
-            raise ValueError(f"optimizer must be 'Adam' or 'SGD', not {self.optimizer!r}")
-        if self.schedule not in ("multistep", "plateau", "cosine"):
-            raise ValueError(f"schedule must be 'multistep', 'plateau' or 'cosine', not {self.schedule!r}")
-        if self.plateau_patience < 0 or not 0 < self.plateau_factor < 1 or self.min_lr < 0:
-            raise ValueError("plateau_patience must be >= 0, plateau_factor in (0, 1), min_lr >= 0")
-        if self.early_stopping is not None and self.early_stopping < 1:
-            raise ValueError(f"early_stopping must be >= 1 or None, not {self.early_stopping!r}")
+    def validate(self) -> None:
+        self._require_int("epochs", "batch_size", least=1)
+        self._require_int("plateau_patience", "seed", least=0)
+        self._require_int("early_stopping", least=1, optional=True)
+        self._require_number("lr", low=0.0, low_open=True)
+        self._require_number("weight_decay", "min_lr", low=0.0)
+        self._require_number("plateau_factor", low=0.0, high=1.0, low_open=True, high_open=True)
+        if not all(isinstance(m, int) and m >= 1 for m in self.lr_milestones):
+            raise self._invalid("lr_milestones", "a tuple of integers >= 1")
 
 
 @dataclass

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from ..config import SettingsBase
+
 DEMO_FILE = "demo_mp_formation_energy.csv.xz"
 DEMO_TARGET = "formation_energy_per_atom"
 _DEMO_DESCRIPTION = "the formation-energy subset bundled with the package, 3000 small Materials Project crystals"
@@ -20,7 +22,7 @@ def bundled_demo_table() -> Path:
 
 
 @dataclass(frozen=True)
-class ExperimentDefaults:
+class ExperimentDefaults(SettingsBase):
     """Default command-line values of one experiment (each script picks its budget).
 
     ``limit`` and ``out`` apply to experiments trained by the package's own loop;
@@ -36,6 +38,11 @@ class ExperimentDefaults:
     val_size: int = 50
     test_size: int = 100
     out: str | None = None
+
+    def validate(self) -> None:
+        self._require_int("epochs", "batch_size", "val_size", "test_size", least=1)
+        self._require_int("limit", "train_size", least=1, optional=True)
+        self._require_number("lr", low=0.0, low_open=True)
 
 
 def experiment_parser(description: str | None) -> argparse.ArgumentParser:
