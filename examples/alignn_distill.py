@@ -14,7 +14,6 @@ are then evaluated in eval mode on the same test crystals and the two test MAEs 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
@@ -23,7 +22,7 @@ from pathlib import Path
 import torch
 
 from crysgnn_dgl.training.external import ExternalLoop, external_main, fit_and_test
-from crysgnn_dgl.training.options import ExperimentDefaults, ModelOption
+from crysgnn_dgl.training.options import ExperimentDefaults, ExternalOptions, ModelOption, ModelValues
 
 DEFAULTS = ExperimentDefaults(train_size=800, val_size=100, test_size=300, epochs=30, batch_size=32, lr=5e-3)
 MODEL_OPTIONS = ("ALIGNNAtomWise architecture (small by default, for a CPU budget)", (
@@ -47,7 +46,7 @@ class IdSubset(torch.utils.data.Subset):
         pass
 
 
-def alignn_dataset(args: argparse.Namespace, data, workdir: Path):
+def alignn_dataset(options: ExternalOptions, data, workdir: Path):
     """alignn's own graphs (with line graphs and lattices) of all selected crystals."""
     from alignn.dataset import get_torch_dataset
     from jarvis.core.atoms import pmg_to_atoms
@@ -75,34 +74,32 @@ def loaders(dataset, split, batch_size: int, seed: int):
             lambda batch, device=None: batch]
 
 
-def model_config(args: argparse.Namespace) -> dict:
+def model_config(model: ModelValues) -> dict:
     return dict(
-        name="alignn_atomwise", atom_input_features=92, alignn_layers=args.alignn_layers,
-        gcn_layers=args.gcn_layers, hidden_features=args.hidden_features, embedding_features=args.embedding_features,
-        edge_input_features=args.edge_input_features, triplet_input_features=args.triplet_input_features,
+        name="alignn_atomwise", atom_input_features=92, **model,  # the options are named as alignn's fields
         calculate_gradient=False, gradwise_weight=0.0, atomwise_weight=0.0, stresswise_weight=0.0,
         energy_mult_natoms=False,  # the target is per atom
     )
 
 
-def train_once(args, dataset, split, out: Path, teacher=None):
+def train_once(options: ExternalOptions, dataset, split, out: Path, teacher=None):
     """One ``train_dgl`` run; returns the test result and the mean KD (or None)."""
     from alignn.config import TrainingConfig
     from alignn.models.alignn_atomwise import ALIGNNAtomWise
     from alignn.train import train_dgl
 
     config = TrainingConfig(
-        dataset="user_data", target="target", epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.lr, output_dir=str(out), random_seed=args.seed, n_train=len(split.train),
-        n_val=len(split.val), n_test=len(split.test), write_predictions=False, model=model_config(args),
+        dataset="user_data", target="target", epochs=options.epochs, batch_size=options.batch_size,
+        learning_rate=options.lr, output_dir=str(out), random_seed=options.seed, n_train=len(split.train),
+        n_val=len(split.val), n_test=len(split.test), write_predictions=False, model=model_config(options.model),
     )
-    torch.manual_seed(args.seed)
+    torch.manual_seed(options.seed)
     model = ALIGNNAtomWise(config.model)
 
     def fit() -> int:
-        sink = contextlib.nullcontext() if not args.quiet else contextlib.redirect_stdout(io.StringIO())
+        sink = contextlib.nullcontext() if not options.quiet else contextlib.redirect_stdout(io.StringIO())
         with sink:
-            train_dgl(config, model=model, train_val_test_loaders=loaders(dataset, split, args.batch_size, args.seed))
+            train_dgl(config, model=model, train_val_test_loaders=loaders(dataset, split, options.batch_size, options.seed))
         # train_dgl keeps training the same object after its best epoch: restore the
         # weights it saved at the best validation loss, and read which epoch that was
         history = json.loads((out / "history_val.json").read_text())
@@ -111,10 +108,10 @@ def train_once(args, dataset, split, out: Path, teacher=None):
         return 1 + min(range(len(losses)), key=losses.__getitem__)
 
     def test_batches():
-        for g, lg, lattice, target in loaders(dataset, split, args.batch_size, args.seed)[2]:
+        for g, lg, lattice, target in loaders(dataset, split, options.batch_size, options.seed)[2]:
             yield model([g, lg, lattice])["out"], target
 
-    return fit_and_test(model, teacher, args.delta, fit, test_batches)
+    return fit_and_test(model, teacher, options.delta, fit, test_batches)
 
 
 LOOP = ExternalLoop("ALIGNN", "alignn.train.train_dgl", alignn_dataset, train_once)

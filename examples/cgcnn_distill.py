@@ -11,11 +11,9 @@ teacher acts through the backward pass. Prints the test MAE of both.
 
 from __future__ import annotations
 
-import argparse
-
 from crysgnn_dgl.models.cgcnn import CGCNN, CGCNNSettings
 from crysgnn_dgl.training.experiment import experiment_main
-from crysgnn_dgl.training.options import ExperimentDefaults, ModelOption
+from crysgnn_dgl.training.options import ExperimentDefaults, ModelOption, ModelValues
 
 DEFAULTS = ExperimentDefaults(epochs=60, batch_size=64, lr=0.01)
 MODEL_OPTIONS = ("CGCNN architecture (original defaults)", (
@@ -26,8 +24,8 @@ MODEL_OPTIONS = ("CGCNN architecture (original defaults)", (
 ))
 
 
-def model_factory(args: argparse.Namespace):
-    settings = CGCNNSettings(atom_fea_len=args.atom_fea_len, n_conv=args.n_conv, h_fea_len=args.h_fea_len, n_h=args.n_h)
+def model_factory(model: ModelValues):
+    settings = CGCNNSettings(**model)  # the options are named as CGCNNSettings' fields
     return lambda: CGCNN(settings)
 
 

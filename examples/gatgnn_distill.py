@@ -11,11 +11,9 @@ enter the composition attention). Prints the test MAE of both.
 
 from __future__ import annotations
 
-import argparse
-
 from crysgnn_dgl.models.gatgnn import GATGNN, GATGNNSettings
 from crysgnn_dgl.training.experiment import experiment_main
-from crysgnn_dgl.training.options import ExperimentDefaults, ModelOption
+from crysgnn_dgl.training.options import ExperimentDefaults, ModelOption, ModelValues
 
 DEFAULTS = ExperimentDefaults(epochs=40, batch_size=64, lr=0.005)
 MODEL_OPTIONS = ("GATGNN architecture (original defaults)", (
@@ -25,8 +23,8 @@ MODEL_OPTIONS = ("GATGNN architecture (original defaults)", (
 ))
 
 
-def model_factory(args: argparse.Namespace):
-    settings = GATGNNSettings(neurons=args.neurons, n_layers=args.layers, heads=args.heads)
+def model_factory(model: ModelValues):
+    settings = GATGNNSettings(neurons=model["neurons"], n_layers=model["layers"], heads=model["heads"])
     return lambda: GATGNN(settings)
 
 

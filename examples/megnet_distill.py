@@ -15,7 +15,6 @@ printed.
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import lightning.pytorch as pl  # noqa: E402
 import torch  # noqa: E402
 
 from crysgnn_dgl.training.external import ExternalLoop, external_main, fit_and_test  # noqa: E402
-from crysgnn_dgl.training.options import ExperimentDefaults, ModelOption  # noqa: E402
+from crysgnn_dgl.training.options import ExperimentDefaults, ExternalOptions, ModelOption  # noqa: E402
 
 DEFAULTS = ExperimentDefaults(train_size=800, val_size=100, test_size=300, epochs=60, batch_size=32, lr=2e-3)
 MODEL_OPTIONS = ("MEGNet architecture (smaller than matgl's defaults, for a CPU budget)", (
@@ -37,27 +36,27 @@ MODEL_OPTIONS = ("MEGNet architecture (smaller than matgl's defaults, for a CPU 
 ))
 
 
-def megnet_dataset(args: argparse.Namespace, data, workdir: Path):
+def megnet_dataset(options: ExternalOptions, data, workdir: Path):
     """matgl's graphs of all selected crystals (node types index the elements present),
     and the element list."""
     from matgl.ext.pymatgen import Structure2Graph, get_element_list
     from matgl.graph.data import MGLDataset
 
     elements = get_element_list(data.structures)
-    converter = Structure2Graph(element_types=elements, cutoff=args.cutoff)
+    converter = Structure2Graph(element_types=elements, cutoff=options.model["cutoff"])
     dataset = MGLDataset(structures=data.structures, converter=converter, labels={"target": data.targets.tolist()},
                          save_cache=False, raw_dir=str(workdir), save_dir=str(workdir))
     return dataset, elements
 
 
-def make_module(args, elements):
+def make_module(options: ExternalOptions, elements):
     from matgl.utils.training import ModelLightningModule
 
     from crysgnn_dgl.bench.predictors_dgl import small_megnet
 
-    torch.manual_seed(args.seed)
-    model = small_megnet(elements, args.cutoff, args.blocks, args.node_embedding, args.edge_embedding, args.hidden)
-    return ModelLightningModule(model=model, loss="mse_loss", lr=args.lr, decay_steps=args.epochs * 100)
+    torch.manual_seed(options.seed)
+    model = small_megnet(elements, **options.model)
+    return ModelLightningModule(model=model, loss="mse_loss", lr=options.lr, decay_steps=options.epochs * 100)
 
 
 class BestValidation(pl.Callback):
@@ -74,23 +73,23 @@ class BestValidation(pl.Callback):
         self.state = {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
-def train_once(args, dataset_and_elements, split, out: Path, teacher=None):
+def train_once(options: ExternalOptions, dataset_and_elements, split, out: Path, teacher=None):
     """One ``Trainer.fit``; returns the test result and the mean KD (or None)."""
     from matgl.graph.data import MGLDataLoader
 
     dataset, elements = dataset_and_elements
     subsets = [torch.utils.data.Subset(dataset, part) for part in (split.train, split.val or split.test[:1], split.test)]
     train_loader, val_loader, test_loader = MGLDataLoader(
-        train_data=subsets[0], val_data=subsets[1], test_data=subsets[2], batch_size=args.batch_size,
-        generator=torch.Generator().manual_seed(args.seed),
+        train_data=subsets[0], val_data=subsets[1], test_data=subsets[2], batch_size=options.batch_size,
+        generator=torch.Generator().manual_seed(options.seed),
     )
-    module = make_module(args, elements)
+    module = make_module(options, elements)
 
     def fit() -> int:
-        pl.seed_everything(args.seed, verbose=False)
+        pl.seed_everything(options.seed, verbose=False)
         best = BestValidation()
-        trainer = pl.Trainer(max_epochs=args.epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                             enable_progress_bar=not args.quiet, enable_model_summary=False, default_root_dir=str(out),
+        trainer = pl.Trainer(max_epochs=options.epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
+                             enable_progress_bar=not options.quiet, enable_model_summary=False, default_root_dir=str(out),
                              callbacks=[best])
         trainer.fit(module, train_loader, val_loader)
         module.load_state_dict(best.state)
@@ -100,7 +99,7 @@ def train_once(args, dataset_and_elements, split, out: Path, teacher=None):
         for g, lat, state_attr, labels in test_loader:
             yield module(g=g, lat=lat, state_attr=state_attr), labels
 
-    return fit_and_test(module, teacher, args.delta, fit, test_batches)
+    return fit_and_test(module, teacher, options.delta, fit, test_batches)
 
 
 LOOP = ExternalLoop("MEGNet", "lightning Trainer.fit", megnet_dataset, train_once)

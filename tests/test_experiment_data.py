@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from crysgnn_dgl.training.options import ExperimentDefaults, add_external_arguments
+from crysgnn_dgl.training.options import ExperimentDefaults, ExternalOptions, add_external_arguments, options_from_args
 from crysgnn_dgl.training.selection import select_structures
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 pytestmark = pytest.mark.filterwarnings("ignore:Issues encountered while parsing CIF")
 
 
-def parse(*argv: str) -> argparse.Namespace:
+def parse(*argv: str) -> ExternalOptions:
     parser = argparse.ArgumentParser()
     add_external_arguments(parser, ExperimentDefaults(train_size=12, val_size=3, test_size=5))
-    return parser.parse_args(list(argv))
+    return options_from_args(ExternalOptions, parser.parse_args(list(argv)))
 
 
 def test_bundled_subset_random_split_is_seeded_and_disjoint():
@@ -48,3 +48,10 @@ def test_official_split_assigns_ids_and_values():
         for i in indices:
             assert data.ids[i] in official[part]
             assert float(data.targets[i]) == pytest.approx(float(official[part][data.ids[i]]), abs=1e-6)
+
+
+def test_options_are_typed_and_validated():
+    options = parse("--epochs", "2", "--lr", "0.001")
+    assert isinstance(options.table, Path) and options.training().epochs == 2 and options.training(7).seed == 7
+    with pytest.raises(ValueError, match=r"ExternalOptions.test_size must be an integer >= 1, got 0"):
+        parse("--test-size", "0")

@@ -4,7 +4,6 @@ trains, the package selects the data, attaches the teacher, times, tests and rep
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 import warnings
@@ -17,8 +16,16 @@ import torch
 from torch import nn
 
 from .compare import Comparison
-from .loop import TrainingResult, TrainingSettings
-from .options import ExperimentDefaults, ModelOption, add_external_arguments, add_model_arguments, experiment_parser
+from .loop import TrainingResult
+from .options import (
+    ExperimentDefaults,
+    ExternalOptions,
+    ModelOption,
+    add_external_arguments,
+    add_model_arguments,
+    experiment_parser,
+    options_from_args,
+)
 from .report import print_comparison, write_parity_plot
 from .selection import LabelledStructures, select_structures
 from .splits import Split
@@ -33,17 +40,20 @@ class ExternalLoop:
     Attributes:
         model_name: name in the report and the parity plot file (``"ALIGNN"``).
         loop_name: the library's training entry point, as printed (``"alignn.train.train_dgl"``).
-        build_dataset: ``(args, data, workdir) -> dataset``: the library's graphs of all
+        build_dataset: ``(options, data, workdir) -> dataset``: the library's graphs of all
             selected crystals (built once, shared by both runs).
-        train_once: ``(args, dataset, split, out, teacher) -> (result, kd_mean)``: one
+        train_once: ``(options, dataset, split, out, teacher) -> (result, kd_mean)``: one
             training run (``teacher`` is ``None`` for the vanilla run), usually through
             :func:`fit_and_test`.
+
+    ``options`` is the :class:`~crysgnn_dgl.training.options.ExternalOptions` of the
+    run; its ``model`` holds the example's architecture options by name.
     """
 
     model_name: str
     loop_name: str
-    build_dataset: Callable[[argparse.Namespace, LabelledStructures, Path], Any]
-    train_once: Callable[[argparse.Namespace, Any, Split, Path, Any], RunOutcome]
+    build_dataset: Callable[[ExternalOptions, LabelledStructures, Path], Any]
+    train_once: Callable[[ExternalOptions, Any, Split, Path, Any], RunOutcome]
 
 
 def timed_result(train: Callable[[], tuple[torch.Tensor, torch.Tensor]]) -> TrainingResult:
@@ -95,7 +105,7 @@ def fit_and_test(
 
 
 def report(
-    args: argparse.Namespace,
+    options: ExternalOptions,
     model_name: str,
     data: LabelledStructures,
     vanilla: TrainingResult,
@@ -106,22 +116,21 @@ def report(
     print_fn: Callable[[str], None] = print,
 ) -> Comparison:
     """Print the vanilla-vs-distilled table (and write the parity plot with ``--out``)."""
-    training = TrainingSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-    comparison = Comparison(vanilla, distilled, data.split, training, kd_mean, teacher_source)
+    comparison = Comparison(vanilla, distilled, data.split, options.training(), kd_mean, teacher_source)
     print_fn("")
     print_fn(f"data: {data.source}")
     if data.skipped:
         print_fn(f"skipped {len(data.skipped)} row(s): " + "; ".join(f"{i}: {r}" for i, r in data.skipped[:5]))
-    print_comparison(comparison, f"{model_name}: vanilla vs distilled (teacher: {teacher_source})", args.target,
+    print_comparison(comparison, f"{model_name}: vanilla vs distilled (teacher: {teacher_source})", options.target,
                      print_fn)
-    if args.out is not None:
-        write_parity_plot(comparison, model_name, args.target, args.out, print_fn)
+    if options.out is not None:
+        write_parity_plot(comparison, model_name, options.target, options.out, print_fn)
     print_fn(f"total time: {time.perf_counter() - started:.1f} s")
     return comparison
 
 
 def run_external_experiment(
-    args: argparse.Namespace, loop: ExternalLoop, print_fn: Callable[[str], None] = print
+    options: ExternalOptions, loop: ExternalLoop, print_fn: Callable[[str], None] = print
 ) -> Comparison:
     """Select the data, build the library's graphs, train vanilla then distilled with the
     same seed and budget, and report."""
@@ -132,21 +141,21 @@ def run_external_experiment(
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(pymatgen|matgl|alignn|lightning|dgl|jarvis|torch)")
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(options.threads)
     started = time.perf_counter()
-    teacher = resolve_teacher(args.teacher)  # fail before any work when it is missing
-    data = select_structures(args)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix=f"{loop.model_name.lower()}_distill_"))
+    teacher = resolve_teacher(options.teacher)  # fail before any work when it is missing
+    data = select_structures(options)
+    workdir = options.workdir or Path(tempfile.mkdtemp(prefix=f"{loop.model_name.lower()}_distill_"))
     workdir.mkdir(parents=True, exist_ok=True)
-    dataset = loop.build_dataset(args, data, workdir)
+    dataset = loop.build_dataset(options, data, workdir)
     split = data.split
     print_fn(f"{len(split.train)} train / {len(split.val)} val / {len(split.test)} test crystals, graphs built in "
              f"{time.perf_counter() - started:.1f} s; training with {loop.loop_name}")
-    vanilla, _ = loop.train_once(args, dataset, split, workdir / "vanilla", None)
+    vanilla, _ = loop.train_once(options, dataset, split, workdir / "vanilla", None)
     print_fn(f"vanilla done: test MAE {vanilla.test_mae:.4f} ({vanilla.seconds:.1f} s)")
-    distilled, kd_mean = loop.train_once(args, dataset, split, workdir / "distilled", teacher)
-    teacher_source = str(getattr(teacher, "source", "") or args.teacher)
-    return report(args, loop.model_name, data, vanilla, distilled, kd_mean, teacher_source, started, print_fn)
+    distilled, kd_mean = loop.train_once(options, dataset, split, workdir / "distilled", teacher)
+    teacher_source = str(getattr(teacher, "source", "") or options.teacher)
+    return report(options, loop.model_name, data, vanilla, distilled, kd_mean, teacher_source, started, print_fn)
 
 
 def external_main(
@@ -161,7 +170,8 @@ def external_main(
     parser = experiment_parser(description)
     add_external_arguments(parser, defaults)
     add_model_arguments(parser, *model_options)
-    run_external_experiment(parser.parse_args(argv), loop, print_fn=_print_flushed)
+    options = options_from_args(ExternalOptions, parser.parse_args(argv), model_options[1])
+    run_external_experiment(options, loop, print_fn=_print_flushed)
     return 0
 
 

@@ -4,10 +4,11 @@ the example scripts), and the data they use when no table is given."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
+from typing import Any, TypeVar
 
 from ..config import SettingsBase
 
@@ -138,6 +139,11 @@ class ModelOption:
     default: int | float
     help: str
 
+    @property
+    def dest(self) -> str:
+        """The option's name in the parsed values and in ``RunOptions.model``."""
+        return self.flag.lstrip("-").replace("-", "_")
+
 
 def add_model_arguments(parser: argparse.ArgumentParser, title: str, options: Sequence[ModelOption]) -> None:
     """An argument group ``title`` with one option per :class:`ModelOption` (the type is
@@ -146,3 +152,112 @@ def add_model_arguments(parser: argparse.ArgumentParser, title: str, options: Se
     for option in options:
         group.add_argument(option.flag, type=type(option.default), default=option.default,
                            help=f"{option.help} (default: %(default)s)")
+
+
+ModelValues = Mapping[str, "int | float"]
+
+
+@dataclass(frozen=True)
+class RunOptions(SettingsBase):
+    """The options every experiment shares (see ``--help`` of an example).
+
+    Attributes:
+        data: the labelled table (``None``: the bundled demo subset).
+        target: target column of the table.
+        split_seed: seed of the train/val/test split.
+        epochs, batch_size, lr, seed: the budget of both runs (vanilla and distilled).
+        threads: torch CPU threads.
+        teacher: teacher checkpoint or name (``None``: the bundled teacher).
+        delta: ``δ`` of ``L + (1 − δ)/δ · KD``.
+        out: folder of the parity plot (``None``: no plot).
+        quiet: no per-epoch progress lines.
+        model: the architecture options of the example, by name (``{"n_conv": 3}``).
+    """
+
+    data: Path | None = None
+    target: str = DEMO_TARGET
+    split_seed: int = 0
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 0.01
+    seed: int = 0
+    threads: int = 1
+    teacher: str | None = None
+    delta: float = 0.5
+    out: Path | None = None
+    quiet: bool = False
+    model: ModelValues = field(default_factory=dict)
+
+    def validate(self) -> None:
+        self._require_int("epochs", "batch_size", "threads", least=1)
+        self._require_int("split_seed", "seed", least=0)
+        self._require_number("lr", low=0.0, low_open=True)
+        self._require_number("delta", low=0.0, high=1.0, low_open=True)
+
+    @property
+    def table(self) -> Path:
+        """The labelled table: ``data`` or the bundled subset."""
+        return self.data if self.data is not None else bundled_demo_table()
+
+    def training(self, seed: int | None = None) -> Any:
+        """The :class:`~crysgnn_dgl.training.TrainingSettings` of one run (``seed``: this one)."""
+        from .loop import TrainingSettings
+
+        return TrainingSettings(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                                seed=self.seed if seed is None else seed)
+
+
+@dataclass(frozen=True)
+class ExperimentOptions(RunOptions):
+    """Options of an experiment trained by the package's loop (:func:`add_experiment_arguments`).
+
+    Attributes:
+        limit: read only the first N rows of the table.
+        train_size: cap the training set at N crystals (``None``: 80 % of the table).
+        repeats: seeds ``seed``, ``seed + 1``, ... of the comparison.
+    """
+
+    limit: int | None = None
+    train_size: int | None = None
+    repeats: int = 1
+
+    def validate(self) -> None:
+        super().validate()
+        self._require_int("limit", "train_size", least=1, optional=True)
+        self._require_int("repeats", least=1)
+
+
+@dataclass(frozen=True)
+class ExternalOptions(RunOptions):
+    """Options of an experiment trained by a library's own loop (:func:`add_external_arguments`).
+
+    Attributes:
+        split_json: official split file (``None``: a seeded random split of the table).
+        train_size, val_size, test_size: crystals of each part.
+        workdir: folder of the libraries' own outputs (``None``: a temporary folder).
+    """
+
+    split_json: Path | None = None
+    train_size: int = 800
+    val_size: int = 50
+    test_size: int = 100
+    workdir: Path | None = None
+
+    def validate(self) -> None:
+        super().validate()
+        self._require_int("train_size", "test_size", least=1)
+        self._require_int("val_size", least=0)
+
+
+O = TypeVar("O", bound=RunOptions)
+
+
+def options_from_args(cls: type[O], args: argparse.Namespace, model: Sequence[ModelOption] = ()) -> O:
+    """The typed options ``cls`` of parsed command-line ``args`` (the command-line
+    boundary: library functions take the result, never the namespace)."""
+    names = {f.name for f in fields(cls)} - {"model"}
+    values = {name: getattr(args, name) for name in names if hasattr(args, name)}
+    if "repeats" in values:
+        values["repeats"] = max(1, values["repeats"])
+    model_values = {option.dest: getattr(args, option.dest) for option in model}
+    return cls(**values, model=model_values)

@@ -4,7 +4,6 @@ structures (unreadable rows skipped and listed)."""
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import math
@@ -15,7 +14,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from .options import bundled_demo_table
+from .options import ExternalOptions
 from .splits import Split, split_indices
 
 
@@ -47,29 +46,33 @@ def read_split(path: Path) -> dict[str, dict[str, float]]:
     return {part: {str(k): float(v) for k, v in raw[part].items()} for part in ("train", "val", "test")}
 
 
-def select_structures(args: argparse.Namespace) -> LabelledStructures:
+def select_structures(options: ExternalOptions) -> LabelledStructures:
     """Read the table, choose train/val/test rows, parse only their CIFs (unreadable ones
-    are skipped and listed; the part is refilled from the following rows)."""
+    are skipped and listed; the part is refilled from the following rows).
+
+    Uses ``options.table``, ``target``, ``split_json`` (or ``split_seed``) and the sizes
+    ``train_size``, ``val_size``, ``test_size``.
+    """
     from pymatgen.core import Structure
 
-    path = args.data if args.data is not None else bundled_demo_table()
+    path = options.table
     frame = pd.read_csv(path)
-    for column in ("cif", args.target) if args.split_json is None else ("cif", "material_id"):
+    for column in ("cif", options.target) if options.split_json is None else ("cif", "material_id"):
         if column not in frame.columns:
             raise ValueError(f"{path}: no column {column!r}; columns are {list(frame.columns)}")
     ids = frame["material_id"].astype(str).tolist() if "material_id" in frame.columns else [f"row {i}" for i in range(len(frame))]
-    sizes = {"train": args.train_size, "val": args.val_size, "test": args.test_size}
-    if args.split_json is not None:
-        official = read_split(args.split_json)
+    sizes = {"train": options.train_size, "val": options.val_size, "test": options.test_size}
+    if options.split_json is not None:
+        official = read_split(options.split_json)
         row_of = {sid: i for i, sid in enumerate(ids)}
         candidates = {part: [(row_of[sid], value) for sid, value in values.items() if sid in row_of]
                       for part, values in official.items()}
-        source = f"{path} with the split of {args.split_json}"
+        source = f"{path} with the split of {options.split_json}"
     else:
-        values = pd.to_numeric(frame[args.target], errors="coerce").to_numpy(dtype=float)
-        split = split_indices(len(frame), 0.1, 0.1, args.split_seed)
+        values = pd.to_numeric(frame[options.target], errors="coerce").to_numpy(dtype=float)
+        split = split_indices(len(frame), 0.1, 0.1, options.split_seed)
         candidates = {part: [(i, values[i]) for i in getattr(split, part)] for part in ("train", "val", "test")}
-        source = f"{path} [{args.target}], random split (seed {args.split_seed})"
+        source = f"{path} [{options.target}], random split (seed {options.split_seed})"
     structures, targets, chosen_ids, skipped = [], [], [], []
     parts: dict[str, list[int]] = {}
     for part in ("train", "val", "test"):
