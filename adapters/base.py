@@ -1,18 +1,16 @@
-"""What an adapter tells the distillation hook about one kind of predictor.
+"""Shared parts of the package's adapters (the interface itself is
+:class:`crysgnn_dgl.distill.adapter.Adapter`).
 
-An adapter names the layer whose per-atom output is the student embedding (a
-:class:`HookPoint`), the student's width when it is known before the first forward, and
-how to turn the inputs of the student's forward into a :class:`CrystalBatch` for the
-teacher: CrysGNN graphs for the CrysGNN teacher and, for teachers that read structures
-(M3GNet), atomic numbers, fractional coordinates and lattices. Shared builders for the two
-common cases live here: rebuilding teacher graphs from features + fractional coordinates +
-lattices, and handing over a graph that already is a CrysGNN graph.
+Teacher inputs come as CrysGNN graphs for the CrysGNN teacher and, for teachers that read
+structures (M3GNet), atomic numbers, fractional coordinates and lattices. Builders for the
+two common cases live here: rebuilding teacher graphs from features + fractional
+coordinates + lattices, and handing over a graph that already is a CrysGNN graph; and
+:class:`PortAdapter`, the base of the adapters of the package's own DGL ports.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,81 +19,22 @@ from torch import nn
 
 from crysgnn_dgl.backend import dgl
 from crysgnn_dgl.config import GraphSettings
+from crysgnn_dgl.distill.adapter import (  # noqa: F401 - re-exported for the adapters
+    Adapter,
+    AdapterError,
+    HookPoint,
+    reads_crysgnn_graphs,
+    require_release_features,
+)
 from crysgnn_dgl.distill.keys import KeyField
 from crysgnn_dgl.distill.targets import CrystalBatch
 from crysgnn_dgl.graph.atom_features import FEATURE_DIM, atom_feature_table
 from crysgnn_dgl.graph.builder import graph_from_arrays
-from crysgnn_dgl.teacher import FrozenTeacher
-
-
-class AdapterError(ValueError):
-    """The model, its batch or the teacher cannot be used with the chosen adapter."""
-
-
-@dataclass(frozen=True)
-class HookPoint:
-    """Where the student's per-atom embeddings appear.
-
-    Attributes:
-        module: the layer.
-        name: its qualified name in the student, for messages.
-        position: ``"output"`` (the layer returns them) or ``"input"`` (it receives them).
-        index: position inside a tuple output / the positional arguments (``None``: the
-            output itself is the tensor).
-    """
-
-    module: nn.Module
-    name: str
-    position: str = "output"
-    index: int | None = None
-
-
-class Adapter:
-    """Base adapter; subclasses implement the predictor-specific parts."""
-
-    name = "base"
-
-    @classmethod
-    def matches(cls, model: Any) -> bool:
-        """Whether this adapter recognises ``model`` (used by ``adapter="auto"``)."""
-        return False
-
-    def student(self, model: Any) -> nn.Module:
-        """The module whose forward receives the batch and which owns the projection head."""
-        return model
-
-    def hook_point(self, student: nn.Module) -> HookPoint:
-        raise NotImplementedError
-
-    def student_width(self, student: nn.Module) -> int | None:
-        """Width of the per-atom embeddings if known before the first forward."""
-        return None
-
-    def check_teacher(self, student: nn.Module, teacher: Any) -> None:
-        """Raise :class:`AdapterError` if the teacher's featuriser differs from what this
-        adapter gives it (CrysGNN teachers; teachers reading structures need nothing more)."""
-        if reads_crysgnn_graphs(teacher):
-            require_release_features(teacher.graph_settings, teacher)
-
-    def crystal_batch(self, student: nn.Module, args: tuple, kwargs: dict, teacher: Any) -> CrystalBatch:
-        """Teacher inputs for the batch passed as ``student(*args, **kwargs)``."""
-        raise NotImplementedError
-
-    def on_attach(self, model: Any, hook: Any) -> None:
-        """Extra wiring (e.g. metric logging) after the hook is registered."""
-
-    def on_remove(self, model: Any, hook: Any) -> None:
-        """Undo :meth:`on_attach`."""
 
 
 def class_names(model: Any) -> set[str]:
     """``module.Class`` of every class in the model's MRO."""
     return {f"{c.__module__}.{c.__name__}" for c in type(model).__mro__}
-
-
-def reads_crysgnn_graphs(teacher: Any) -> bool:
-    """Whether the teacher is a CrysGNN one (reads CrysGNN graphs, not structures)."""
-    return isinstance(teacher, FrozenTeacher)
 
 
 def graph_settings_of(teacher: Any) -> GraphSettings:
@@ -115,16 +54,6 @@ def numbers_from_features(features: torch.Tensor) -> torch.Tensor:
     shared = (torch.cdist(table_t, table_t) < 1e-6).sum(dim=1) > 1
     numbers[(distance > 1e-4) | shared[numbers]] = -1
     return numbers
-
-
-def require_release_features(settings: GraphSettings, teacher: Any) -> None:
-    """The teacher must read 92-d CGCNN atom features."""
-    width = teacher.model_settings.atom_input_dim
-    if width != FEATURE_DIM:
-        raise AdapterError(
-            f"the teacher expects {width}-d atom features; this adapter gives it the "
-            f"{FEATURE_DIM}-d CGCNN features"
-        )
 
 
 def require_same_settings(student_settings: GraphSettings, teacher: Any, what: str) -> None:
@@ -279,3 +208,27 @@ def first_tensor_arg(args: tuple, kwargs: dict, name: str, position: int) -> Any
     if len(args) > position:
         return args[position]
     raise AdapterError(f"the student's forward was called without {name!r}")
+
+
+class PortAdapter(Adapter):
+    """Base of the adapters of the package's own DGL ports (``model(graph)`` on a
+    crysgnn_dgl graph): the graph is the teacher's featurisation, handed over as it is.
+
+    Subclasses set ``port`` (``module.Class`` of the port) and implement
+    :meth:`hook_point` (and :meth:`student_width`).
+    """
+
+    port = ""
+
+    @classmethod
+    def matches(cls, model: Any) -> bool:
+        return cls.port in class_names(model)
+
+    def check_teacher(self, student: nn.Module, teacher: Any) -> None:
+        if not reads_crysgnn_graphs(teacher):
+            return  # a structure teacher reads ndata atomic_number, frac_coords, lattice
+        require_same_settings(student.graph_settings, teacher, f"the {type(student).__name__} port")
+        require_release_features(teacher)
+
+    def crystal_batch(self, student: nn.Module, args: tuple, kwargs: dict, teacher: Any) -> CrystalBatch:
+        return batch_from_crysgnn_graph(first_tensor_arg(args, kwargs, "graph", 0))

@@ -22,14 +22,12 @@ from .base import (
     Adapter,
     AdapterError,
     HookPoint,
-    batch_from_crysgnn_graph,
+    PortAdapter,
     check_cgcnn_features,
-    class_names,
     crystal_namer,
     first_tensor_arg,
     reads_crysgnn_graphs,
     require_release_features,
-    require_same_settings,
 )
 
 ORIGINAL_SIGNATURE = ("atom_fea", "nbr_fea", "nbr_fea_idx", "crystal_atom_idx")
@@ -42,14 +40,11 @@ def _last_conv(student: nn.Module, what: str) -> HookPoint:
     return HookPoint(convs[-1], f"convs.{len(convs) - 1}", "output", None)
 
 
-class CGCNNPortAdapter(Adapter):
+class CGCNNPortAdapter(PortAdapter):
     """crysgnn_dgl.models.cgcnn.CGCNN (DGL port, called as ``model(graph)``)."""
 
     name = "cgcnn"
-
-    @classmethod
-    def matches(cls, model: Any) -> bool:
-        return "crysgnn_dgl.models.cgcnn.CGCNN" in class_names(model)
+    port = "crysgnn_dgl.models.cgcnn.CGCNN"
 
     def hook_point(self, student: nn.Module) -> HookPoint:
         return _last_conv(student, "the CGCNN port")
@@ -57,16 +52,6 @@ class CGCNNPortAdapter(Adapter):
     def student_width(self, student: nn.Module) -> int | None:
         conv = student.convs[-1]
         return getattr(conv, "node_dim", None)
-
-    def check_teacher(self, student: nn.Module, teacher: Any) -> None:
-        if not reads_crysgnn_graphs(teacher):
-            return  # a structure teacher reads ndata atomic_number, frac_coords, lattice
-        require_same_settings(student.graph_settings, teacher, "the CGCNN port")
-        require_release_features(teacher.graph_settings, teacher)
-
-    def crystal_batch(self, student: nn.Module, args: tuple, kwargs: dict, teacher: Any) -> CrystalBatch:
-        graph = first_tensor_arg(args, kwargs, "graph", 0)
-        return batch_from_crysgnn_graph(graph)
 
 
 def _signature_names(model: Any) -> tuple[str, ...]:
@@ -145,7 +130,7 @@ class CGCNNSignatureAdapter(Adapter):
                 f"{type(teacher).__name__} reads atomic numbers, coordinates and lattices; the original CGCNN "
                 "call (atom_fea, nbr_fea, nbr_fea_idx, crystal_atom_idx) carries neither coordinates nor lattices"
             )
-        require_release_features(teacher.graph_settings, teacher)
+        require_release_features(teacher)
         embedding = getattr(student, "embedding", None)
         if isinstance(embedding, nn.Linear) and embedding.in_features != FEATURE_DIM:
             raise AdapterError(

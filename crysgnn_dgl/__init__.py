@@ -35,6 +35,8 @@ _PUBLIC = {
     "save_checkpoint": "crysgnn_dgl.checkpoint",
     "read_checkpoint": "crysgnn_dgl.checkpoint",
     "attach_teacher": "crysgnn_dgl.distill.attach",
+    "Adapter": "crysgnn_dgl.distill.adapter",
+    "register_adapter": "crysgnn_dgl.distill.adapter",
     "DistillHook": "crysgnn_dgl.distill.hook",
     "DistillSettings": "crysgnn_dgl.distill.settings",
 }

@@ -1,6 +1,7 @@
 """Distillation of the frozen CrysGNN teacher into predictors through their own loops."""
 
-from .attach import ADAPTERS, attach_teacher, resolve_adapter, resolve_teacher
+from .adapter import ADAPTERS, Adapter, AdapterError, HookPoint, register_adapter, resolve_adapter
+from .attach import attach_teacher, resolve_teacher
 from .cache import DiskEmbeddingCache, EmbeddingCache, make_cache
 from .hook import HEAD_NAME, DistillHook
 from .settings import DistillSettings
@@ -8,6 +9,9 @@ from .targets import AtomOrderError, CrystalBatch
 
 __all__ = [
     "ADAPTERS",
+    "Adapter",
+    "AdapterError",
+    "HookPoint",
     "AtomOrderError",
     "CrystalBatch",
     "DiskEmbeddingCache",
@@ -17,6 +21,7 @@ __all__ = [
     "HEAD_NAME",
     "attach_teacher",
     "make_cache",
+    "register_adapter",
     "resolve_adapter",
     "resolve_teacher",
 ]

@@ -2,55 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 import os
-from typing import Any
+from typing import Any, Literal
 
 from ..teacher import FrozenTeacher, load_teacher
 from ..teachers.protocol import Teacher
+from .adapter import Adapter, resolve_adapter
 from .cache import EmbeddingCache, make_cache
 from .hook import DistillHook
 from .settings import DistillSettings
-
-#: adapter name -> "module:Class"; ``"auto"`` tries them in this order.
-ADAPTERS = {
-    "alignn": "crysgnn_dgl.adapters.alignn:ALIGNNAdapter",
-    "megnet": "crysgnn_dgl.adapters.megnet:MEGNetAdapter",
-    "cgcnn": "crysgnn_dgl.adapters.cgcnn:CGCNNPortAdapter",
-    "cgcnn_original": "crysgnn_dgl.adapters.cgcnn:CGCNNSignatureAdapter",
-    "gatgnn": "crysgnn_dgl.adapters.gatgnn:GATGNNAdapter",
-}
-
-
-def adapter_class(name: str) -> type:
-    """The adapter class registered as ``name``."""
-    if name not in ADAPTERS:
-        raise ValueError(f"unknown adapter {name!r}; choose one of {sorted(ADAPTERS)} or 'auto'")
-    module, cls = ADAPTERS[name].split(":")
-    return getattr(importlib.import_module(module), cls)
-
-
-def resolve_adapter(model: Any, adapter: Any = "auto") -> Any:
-    """An adapter instance for ``model``: detected, named, or given as an instance."""
-    if not isinstance(adapter, str):
-        return adapter() if isinstance(adapter, type) else adapter
-    if adapter != "auto":
-        cls = adapter_class(adapter)
-        if not cls.matches(model):
-            raise ValueError(
-                f"adapter {adapter!r} does not match a {type(model).__module__}.{type(model).__name__}; "
-                f"it handles {cls.__doc__.strip().splitlines()[0]}"
-            )
-        return cls()
-    for name in ADAPTERS:
-        cls = adapter_class(name)
-        if cls.matches(model):
-            return cls()
-    raise ValueError(
-        f"no adapter recognises {type(model).__module__}.{type(model).__name__}; pass adapter= one of "
-        f"{sorted(ADAPTERS)} or an Adapter instance"
-    )
-
 
 def resolve_teacher(teacher: Any) -> Teacher:
     """``None`` → bundled CrysGNN teacher; a name (``"m3gnet"``) or checkpoint path →
@@ -69,13 +29,13 @@ def resolve_teacher(teacher: Any) -> Teacher:
 def attach_teacher(
     model: Any,
     teacher: Any = None,
-    adapter: Any = "auto",
-    delta: float = 0.5,
-    projection: str = "linear",
+    adapter: str | Adapter | type[Adapter] = "auto",
+    delta: float | None = None,
+    projection: Literal["identity", "linear", "mlp"] | None = None,
     cache: bool | str | os.PathLike | EmbeddingCache | None = True,
     normalize: bool | None = None,
-    mode: str = "backward",
-    mlp_hidden: int = 128,
+    mode: Literal["backward", "explicit"] | None = None,
+    mlp_hidden: int | None = None,
     grad_scaler: Any = None,
     settings: DistillSettings | None = None,
 ) -> DistillHook:
@@ -101,25 +61,39 @@ def attach_teacher(
             :class:`~crysgnn_dgl.FrozenTeacher`, or any object implementing the
             :class:`~crysgnn_dgl.teachers.Teacher` protocol.
         adapter: ``"auto"``, a name (``alignn``, ``megnet``, ``cgcnn``,
-            ``cgcnn_original``, ``gatgnn``) or an Adapter instance.
-        delta: ``δ`` in ``(0, 1]``.
-        projection: ``"linear"``, ``"mlp"`` or ``"identity"`` head (registered on the
-            model as ``crysgnn_distill_head``; created lazily if the width is unknown).
+            ``cgcnn_original``, ``gatgnn``, or one given to :func:`register_adapter`), or
+            an :class:`Adapter` class or instance.
+        delta: ``δ`` in ``(0, 1]`` (default 0.5).
+        projection: ``"linear"`` (default), ``"mlp"`` or ``"identity"`` head (registered on
+            the model as ``crysgnn_distill_head``; created lazily if the width is unknown).
         cache: ``True`` (in memory), a file path (SQLite, shareable between runs),
             an :class:`EmbeddingCache`, or ``False``/``None``.
         normalize: L2-normalise projected student embeddings (``None``: when the targets
             are L2-normalised, as the teacher's are by default).
-        mode: ``"backward"`` (KD enters through ``loss.backward()``) or ``"explicit"``
-            (add ``hook.kd_loss()`` yourself).
-        mlp_hidden: hidden width of the MLP head.
+        mode: ``"backward"`` (default: KD enters through ``loss.backward()``) or
+            ``"explicit"`` (add ``hook.kd_loss()`` yourself).
+        mlp_hidden: hidden width of the MLP head (default 128).
         grad_scaler: the ``GradScaler`` the loop scales its loss with, if any (the
             matgl/Lightning adapter finds Lightning's own).
-        settings: a :class:`DistillSettings` replacing ``delta`` … ``mlp_hidden`` (and
-            giving the target normalisation, KD loss and controls; see its fields).
+        settings: a :class:`DistillSettings` giving ``delta`` … ``mlp_hidden`` (and the
+            target normalisation, KD loss and controls; see its fields). A keyword given
+            as well must agree with it (``ValueError`` otherwise).
     """
-    settings = settings or DistillSettings(
-        delta=delta, projection=projection, mlp_hidden=mlp_hidden, normalize=normalize, mode=mode
-    )
+    settings = _merged_settings(settings, delta=delta, projection=projection, mlp_hidden=mlp_hidden,
+                                normalize=normalize, mode=mode)
     chosen = resolve_adapter(model, adapter)
     frozen = resolve_teacher(teacher)
     return DistillHook(model, frozen, chosen, settings, cache=make_cache(cache), grad_scaler=grad_scaler)
+
+
+def _merged_settings(settings: DistillSettings | None, **keywords: Any) -> DistillSettings:
+    """``settings`` (default: :class:`DistillSettings`) with the keywords that were given
+    (not ``None``); a keyword that contradicts ``settings`` is an error, not overridden."""
+    given = {name: value for name, value in keywords.items() if value is not None}
+    if settings is None:
+        return DistillSettings(**given)
+    conflicts = {name: value for name, value in given.items() if getattr(settings, name) != value}
+    if conflicts:
+        listed = ", ".join(f"{name}={value!r} (settings: {getattr(settings, name)!r})" for name, value in conflicts.items())
+        raise ValueError(f"attach_teacher: keyword(s) contradict settings=: {listed}; give each value once")
+    return settings

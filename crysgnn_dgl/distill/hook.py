@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .adapter import Adapter
 from .cache import EmbeddingCache
 from .injection import StepState, inject
 from .keys import teacher_salt
@@ -69,7 +70,7 @@ class DistillHook:
             (the loop scales its own loss; see :meth:`kd_loss` for the alternative).
     """
 
-    def __init__(self, model: Any, teacher: Any, adapter: Any, settings: DistillSettings,
+    def __init__(self, model: Any, teacher: Any, adapter: Adapter, settings: DistillSettings,
                  cache: EmbeddingCache | None = None, grad_scaler: Any = None):
         self.model = model
         self.teacher = teacher
@@ -112,7 +113,13 @@ class DistillHook:
             self._handles.append(self.point.module.register_forward_hook(self._on_layer_output))
         else:
             self._handles.append(self.point.module.register_forward_pre_hook(self._on_layer_input))
-        adapter.on_attach(model, self)
+        try:
+            adapter.on_attach(model, self)
+        except BaseException:
+            for handle in self._handles:  # leave the model as it was
+                handle.remove()
+            delattr(self.student, HEAD_NAME)
+            raise
         self.removed = False
 
     # ----------------------------------------------------------------- public API
