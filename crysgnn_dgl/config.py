@@ -36,7 +36,7 @@ def _bounds(low: float, high: float, low_open: bool, high_open: bool) -> str:
     return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _literal_fields(cls: type) -> tuple[tuple[str, tuple[Any, ...]], ...]:
     """``(name, allowed values)`` of the fields of ``cls`` typed ``Literal[...]``."""
     hints = typing.get_type_hints(cls)

@@ -7,11 +7,10 @@ from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import pytest
 import torch
 import torch.nn.functional as F
+from conftest import data_file
 from pymatgen.core import Structure
 from torch import nn
 
@@ -20,16 +19,12 @@ from crysgnn_dgl.backend import dgl
 from crysgnn_dgl.distill import HEAD_NAME
 from crysgnn_dgl.graph.gaussian import GaussianExpansion
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-MP_FILE = DATA / "mp_cgcnn36k.csv.xz"
 
 
 @lru_cache(maxsize=4)
 def mp_rows(count: int = 48, max_atoms: int = 8) -> pd.DataFrame:
     """The first ``count`` MP crystals with at most ``max_atoms`` sites."""
-    if not MP_FILE.is_file():
-        pytest.skip(f"real data not found at {MP_FILE} (../shared/data relative to the repository)")
-    frame = pd.read_csv(MP_FILE, nrows=max(400, count * 6))
+    frame = pd.read_csv(data_file("mp_cgcnn36k.csv.xz"), nrows=max(400, count * 6))
     sizes = frame.cif.map(lambda text: len(Structure.from_str(text, fmt="cif")))
     return frame[sizes <= max_atoms].head(count).reset_index(drop=True)
 

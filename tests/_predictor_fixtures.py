@@ -13,17 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import data_file
 from pymatgen.core import Structure
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-MP_TABLE = DATA / "mp_cgcnn36k.csv.xz"
 RADIUS, MAX_NBR, STEP = 8.0, 12, 0.2
 
 
 def require_mp_table() -> Path:
-    if not MP_TABLE.is_file():
-        pytest.skip(f"real data not found: {MP_TABLE} (expected ../shared/data next to the repo)")
-    return MP_TABLE
+    return data_file("mp_cgcnn36k.csv.xz")
 
 
 @lru_cache(maxsize=4)

@@ -1,21 +1,35 @@
 """Shared fixtures: a handful of real crystals read once from ``../shared/data``.
 
-The data folder sits next to the repository (``<repo>/../shared/data``). When it is
-absent every test that needs real structures is skipped with a message saying where
-the data was looked for.
+The data folder sits next to the repository (``<repo>/../shared/data``; the environment
+variable ``CRYSGNN_TEST_DATA`` names another). When it is absent every test that needs
+real structures is skipped with a message saying where the data was looked for; with the
+environment variable ``CI`` set, a missing folder or file fails the run instead.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import warnings
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA_DIR = Path(os.environ.get("CRYSGNN_TEST_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+IN_CI = bool(os.environ.get("CI"))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In CI the shared data must be there: a missing folder fails the run, it does not
+    skip most of the suite."""
+    if IN_CI and not DATA_DIR.is_dir():
+        pytest.exit(
+            f"CI is set but the test data folder {DATA_DIR} is missing; put the shared data there "
+            "(or point CRYSGNN_TEST_DATA at it)",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
 
 # Small Materials Project crystals from the first rows of mp_cgcnn36k (fast to read).
 MP_IDS = (
@@ -34,14 +48,15 @@ def data_file(name: str) -> Path:
     """Path of a shared data file; skips the calling test when it is not there."""
     path = DATA_DIR / name
     if not path.is_file():
-        pytest.skip(
-            f"real data file {path} not found: tests read structures from ../shared/data "
-            "next to the repository"
-        )
+        message = (f"real data file {path} not found: tests read structures from ../shared/data "
+                   "next to the repository")
+        if IN_CI:
+            pytest.fail(f"{message} (CI is set: missing data is a failure)")
+        pytest.skip(message)
     return path
 
 
-@lru_cache(maxsize=None)
+@cache
 def _table(name: str, nrows: int):
     import pandas as pd
 

@@ -83,7 +83,6 @@ def test_lightning_fit_gains_and_logs_kd(teacher, megnet_data, tmp_path):
         )
         module = ModelLightningModule(model=tiny_megnet(elements), loss="mse_loss", lr=0.01)
         hook = attach_teacher(module, teacher) if distilled else None
-        before = list(module.state_dict())
         trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
                              enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path))
         trainer.fit(module, train_loader, val_loader)

@@ -23,3 +23,16 @@ def test_every_command_is_registered_with_help():
     assert set(sub.choices) == set(COMMAND_MODULES) == {"doctor", "pretrain", "embed", "demo", "bench"}
     for name, command in sub.choices.items():
         assert command.description, name
+
+
+def test_ci_fails_when_the_shared_data_is_missing(tmp_path):
+    """With CI set, a missing data folder ends the run (it does not skip most tests)."""
+    import os
+    from pathlib import Path
+
+    env = dict(os.environ, CI="1", CRYSGNN_TEST_DATA=str(tmp_path / "absent"))
+    tests = Path(__file__).resolve().parent
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests / "test_cli.py")],
+                            capture_output=True, text=True, env=env, cwd=tests.parent, timeout=300)
+    assert result.returncode != 0
+    assert f"the test data folder {tmp_path / 'absent'} is missing" in result.stdout + result.stderr

@@ -9,11 +9,11 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import data_file
 
 from crysgnn_dgl.training.options import ExperimentDefaults, ExternalOptions, add_external_arguments, options_from_args
 from crysgnn_dgl.training.selection import select_structures
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 pytestmark = pytest.mark.filterwarnings("ignore:Issues encountered while parsing CIF")
 
 
@@ -36,9 +36,7 @@ def test_bundled_subset_random_split_is_seeded_and_disjoint():
 
 
 def test_official_split_assigns_ids_and_values():
-    table, split_file = DATA / "mp_cgcnn36k.csv.xz", DATA / "mp2018_megnet_e_form_split.json.gz"
-    if not table.is_file() or not split_file.is_file():
-        pytest.skip(f"real data not found in {DATA}")
+    table, split_file = data_file("mp_cgcnn36k.csv.xz"), data_file("mp2018_megnet_e_form_split.json.gz")
     data = select_structures(parse("--data", str(table), "--split-json", str(split_file)))
     with gzip.open(split_file, "rt") as handle:
         official = json.load(handle)

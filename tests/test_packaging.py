@@ -71,6 +71,7 @@ def test_wheel_layout_has_no_top_level_adapters(built):
     assert tops == {"crysgnn_dgl", built["wheel"].name.split("-py")[0] + ".dist-info"}
     assert top_level == ["crysgnn_dgl"]
     assert "crysgnn_dgl/adapters/__init__.py" in names
+    assert "crysgnn_dgl/py.typed" in names  # PEP 561: the package's type hints are used
     assert not any(name.startswith("adapters/") for name in names)
     assert "crysgnn-dgl = crysgnn_dgl.cli:main" in entry_points
     for module in ("graph/builder.py", "models/crysgnn.py", "checkpoint.py", "teacher.py",

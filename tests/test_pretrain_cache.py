@@ -51,11 +51,11 @@ def test_cached_graphs_equal_directly_built_graphs(small_cache, corpus_csv):
         assert torch.equal(got.edata["padding"], want.edata["padding"])
         assert torch.equal(got.ndata["atom_features"], want.ndata["atom_features"])
         assert torch.equal(got.ndata["atomic_number"], want.ndata["atomic_number"])
-    assert labels["space_group"].tolist() == [int(l["space_group"]) for _, l in parts]
-    assert labels["crystal_system"].tolist() == [int(l["crystal_system"]) for _, l in parts]
+    assert labels["space_group"].tolist() == [int(lab["space_group"]) for _, lab in parts]
+    assert labels["crystal_system"].tolist() == [int(lab["crystal_system"]) for _, lab in parts]
     src, dst = graph.edges()
     targets = connectivity_targets(src, dst, graph.batch_num_nodes())
-    flat = torch.cat([l["connectivity"].reshape(-1) for _, l in parts])
+    flat = torch.cat([lab["connectivity"].reshape(-1) for _, lab in parts])
     assert torch.equal(targets, flat)
 
 

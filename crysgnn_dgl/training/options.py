@@ -249,10 +249,12 @@ class ExternalOptions(RunOptions):
         self._require_int("val_size", least=0)
 
 
-O = TypeVar("O", bound=RunOptions)
+OptionsT = TypeVar("OptionsT", bound=RunOptions)
 
 
-def options_from_args(cls: type[O], args: argparse.Namespace, model: Sequence[ModelOption] = ()) -> O:
+def options_from_args(
+    cls: type[OptionsT], args: argparse.Namespace, model: Sequence[ModelOption] = ()
+) -> OptionsT:
     """The typed options ``cls`` of parsed command-line ``args`` (the command-line
     boundary: library functions take the result, never the namespace)."""
     names = {f.name for f in fields(cls)} - {"model"}
