@@ -11,7 +11,7 @@ coordinates + lattices, and handing over a graph that already is a CrysGNN graph
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -227,7 +227,8 @@ class PortAdapter(Adapter):
     def check_teacher(self, student: nn.Module, teacher: Any) -> None:
         if not reads_crysgnn_graphs(teacher):
             return  # a structure teacher reads ndata atomic_number, frac_coords, lattice
-        require_same_settings(student.graph_settings, teacher, f"the {type(student).__name__} port")
+        settings = cast(GraphSettings, student.graph_settings)
+        require_same_settings(settings, teacher, f"the {type(student).__name__} port")
         require_release_features(teacher)
 
     def crystal_batch(self, student: nn.Module, args: tuple, kwargs: dict, teacher: Any) -> CrystalBatch:

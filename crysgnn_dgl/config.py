@@ -7,7 +7,6 @@ how it is stored in checkpoints (loadable weights-only) and printed in model car
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import numbers
 import typing
@@ -36,15 +35,19 @@ def _bounds(low: float, high: float, low_open: bool, high_open: bool) -> str:
     return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
 
 
-@functools.cache
+_LITERAL_FIELDS: dict[type, tuple[tuple[str, tuple[Any, ...]], ...]] = {}
+
+
 def _literal_fields(cls: type) -> tuple[tuple[str, tuple[Any, ...]], ...]:
-    """``(name, allowed values)`` of the fields of ``cls`` typed ``Literal[...]``."""
-    hints = typing.get_type_hints(cls)
-    return tuple(
-        (f.name, typing.get_args(hints[f.name]))
-        for f in fields(cls)
-        if typing.get_origin(hints[f.name]) is typing.Literal
-    )
+    """``(name, allowed values)`` of the fields of ``cls`` typed ``Literal[...]`` (cached)."""
+    if cls not in _LITERAL_FIELDS:
+        hints = typing.get_type_hints(cls)
+        _LITERAL_FIELDS[cls] = tuple(
+            (f.name, typing.get_args(hints[f.name]))
+            for f in fields(cls)
+            if typing.get_origin(hints[f.name]) is typing.Literal
+        )
+    return _LITERAL_FIELDS[cls]
 
 
 class SettingsBase:

@@ -51,8 +51,9 @@ def apply_config(
             continue
         if isinstance(value, list) and not several:
             value = ",".join(map(str, value))
-        if action.type is not None:
-            value = [action.type(v) for v in value] if several else action.type(value) if isinstance(value, str) else value
+        convert = action.type
+        if callable(convert):
+            value = [convert(v) for v in value] if several else convert(value) if isinstance(value, str) else value
         setattr(args, key, value)
     return args
 
