@@ -6,10 +6,10 @@ the public names are loaded on first use.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from ._dgl_guard import install_placeholder as _install_dgl_guard
+from ._lazy import lazy_attributes
 from ._version import __version__
 
 _install_dgl_guard()
@@ -44,13 +44,11 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC) + ["__version__"]
 
 
+_load = lazy_attributes(__name__, _PUBLIC)
+
+
 def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'crysgnn_dgl' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return _load(name)
 
 
 def __dir__() -> list[str]:

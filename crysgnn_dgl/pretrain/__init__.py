@@ -7,8 +7,9 @@ Public names load on first use, so that the command line can read the settings i
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from .._lazy import lazy_attributes
 
 _PUBLIC = {
     "CacheReport": "cache",
@@ -28,10 +29,8 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 
+_load = lazy_attributes(__name__, _PUBLIC)
+
+
 def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'crysgnn_dgl.pretrain' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"crysgnn_dgl.pretrain.{module}"), name)
-    globals()[name] = value
-    return value
+    return _load(name)

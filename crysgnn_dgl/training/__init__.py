@@ -6,8 +6,9 @@ definitions in :mod:`crysgnn_dgl.training.options` without importing torch.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from .._lazy import lazy_attributes
 
 _PUBLIC = {
     "Comparison": "compare",
@@ -46,10 +47,8 @@ __all__ = [
 ]
 
 
+_load = lazy_attributes(__name__, _PUBLIC)
+
+
 def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'crysgnn_dgl.training' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"crysgnn_dgl.training.{module}"), name)
-    globals()[name] = value
-    return value
+    return _load(name)
