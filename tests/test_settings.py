@@ -77,13 +77,13 @@ def test_pretrain_options_default_to_the_dataclasses():
 
 def test_pretrain_config_file_and_resolved_config(tmp_path, corpus_csv, capsys):
     config = tmp_path / "run.toml"
-    config.write_text(f'inputs = ["{corpus_csv}"]\nepochs = 3\nbatch_size = 16\nshard_size = 8\n')
+    config.write_text(f'inputs = ["{corpus_csv}"]\nepochs = 3\nbatch_size = 16\nshard_size = 8\ndevices = 1\n')
     out = tmp_path / "run"
     assert main(["pretrain", "--config", str(config), "--out", str(out), "--batch-size", "4",
                  "--cache-only", "--no-progress"]) == 0
     resolved = (out / "config.toml").read_text()
     assert "epochs = 3\n" in resolved and "batch_size = 4\n" in resolved and "shard_size = 8\n" in resolved
-    assert f'inputs = ["{corpus_csv}"]' in resolved and "config =" not in resolved
+    assert f'inputs = ["{corpus_csv}"]' in resolved and "devices = 1\n" in resolved and "config =" not in resolved
     from crysgnn_dgl.cli import build_parser
     from crysgnn_dgl.cli.config_file import apply_config
     from crysgnn_dgl.cli.pretrain import add_arguments

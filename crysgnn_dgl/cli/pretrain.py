@@ -86,8 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="sub-sample connectivity pairs")
 
 
-def _devices(value: str) -> int | str:
-    return int(value) if value.isdigit() else value
+def _devices(value: str | int) -> int | str:
+    """``"4"`` or ``4`` (from a config file) -> 4; names such as ``"auto"`` stay."""
+    return int(value) if str(value).isdigit() else str(value)
 
 
 def _check(args: argparse.Namespace) -> None:
