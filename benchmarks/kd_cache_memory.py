@@ -15,7 +15,6 @@ import argparse
 import gc
 import time
 
-import numpy as np
 import torch
 
 from crysgnn_dgl.distill.cache import EmbeddingCache

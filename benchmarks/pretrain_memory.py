@@ -53,7 +53,7 @@ def worker(args: argparse.Namespace) -> None:
     import lightning.pytorch as pl
     import torch
 
-    from crysgnn_dgl.pretrain.settings import TrainingSettings
+    from crysgnn_dgl.pretrain.settings import PretrainSettings
     from crysgnn_dgl.pretrain.trainer import pretrain
 
     class Meter(pl.Callback):
@@ -67,7 +67,7 @@ def worker(args: argparse.Namespace) -> None:
 
     meter = Meter()
     torch.set_num_threads(args.threads)
-    training = TrainingSettings(
+    training = PretrainSettings(
         max_epochs=1, batch_size=args.batch_size, validation_fraction=0.0, seed=0,
         num_workers=args.workers, num_threads=args.threads, limit_train_batches=args.steps,
     )
