@@ -3,7 +3,8 @@
 # one resumable store: rerunning skips every finished run, so an interrupted sweep resumes.
 # The KD recipe is the one chosen on validation by benchmarks/select_recipe.py (the
 # defaults of attach_teacher), unless RECIPE overrides it. Stage 3 also distils M3GNet
-# (matgl, MP-2021.2.8 weights shipped with the package) on tasks it was not trained on.
+# (matgl, MP-2021.2.8 weights shipped with the package) on tasks it was not trained on,
+# at the default λ and at λ = 10 (which of the two counts is decided on validation).
 # Usage: bash benchmarks/bench_main.sh [JOBS] [STAGE...]   (stages: 1 3 2 4 5 2a 1b 1c)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,7 @@ for STAGE in $STAGES; do
            --modes vanilla,distilled,random-teacher,shuffled-teacher,finetune ;;
     3)  for TASK in perov5 dielectric log_kvrh; do
           $B --task $TASK --train-sizes 1000 --seeds 5 --modes vanilla,distilled,shuffled-teacher --teacher m3gnet
+          $B --task $TASK --train-sizes 1000 --seeds 5 --modes distilled,shuffled-teacher --teacher m3gnet --kd-weights 10
           $B --task $TASK --train-sizes 1000 --seeds 5 --modes distilled,shuffled-teacher
         done ;;
     4)  for TASK in perov5 dielectric log_kvrh; do
