@@ -60,14 +60,6 @@ class CHGNetTeacher(StructureTeacher):
         self.embedding_dim = int(model.model_args["atom_fea_dim"])
         self._fingerprint: bytes | None = None
 
-    @property
-    def device(self) -> torch.device:
-        return next(self._model.parameters()).device
-
-    def to(self, device: str | torch.device) -> CHGNetTeacher:
-        self._model.to(device)
-        return self
-
     def fingerprint(self) -> bytes:
         if self._fingerprint is None:
             from ..distill.keys import teacher_fingerprint

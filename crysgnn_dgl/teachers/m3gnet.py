@@ -70,14 +70,6 @@ class M3GNetTeacher(StructureTeacher):
         self._elements = {symbol: i for i, symbol in enumerate(model.element_types)}
         self._fingerprint: bytes | None = None
 
-    @property
-    def device(self) -> torch.device:
-        return next(self._model.parameters()).device
-
-    def to(self, device: str | torch.device) -> M3GNetTeacher:
-        self._model.to(device)
-        return self
-
     def settings(self) -> dict[str, Any]:
         """What, besides the weights, determines the embeddings."""
         model = self._model

@@ -119,6 +119,16 @@ class StructureTeacher:
             )
         return list(torch.split(rows.detach(), [int(c) for c in crystals.counts]))
 
+    @property
+    def device(self) -> torch.device:
+        """Where the frozen module a subclass keeps in ``_model`` runs."""
+        return next(self._model.parameters()).device  # type: ignore[attr-defined]
+
+    def to(self, device: str | torch.device) -> StructureTeacher:
+        """Move the frozen module a subclass keeps in ``_model``."""
+        self._model.to(device)  # type: ignore[attr-defined]
+        return self
+
     # a teacher is never trained: these mirror nn.Module's names and do nothing
     @property
     def training(self) -> bool:
