@@ -153,24 +153,24 @@ def batch_from_arrays(
                         lattices=lattices, structure_missing=missing)
 
 
-def batch_from_crysgnn_graph(graph: dgl.DGLGraph) -> CrystalBatch:
+def batch_from_crysgnn_graph(graph: dgl.DGLGraph, structures: bool = True) -> CrystalBatch:
     """Crystal batch for a student whose graph already is the teacher's (same featuriser):
-    handed over as it is, or sliced to the crystals the cache misses."""
+    handed over as it is, or sliced to the crystals the cache misses; with the crystals'
+    structures (for teachers that read them) unless ``structures=False``."""
     for needed in ("atom_features",):
         if needed not in graph.ndata:
             raise AdapterError(f"the student's graph has no ndata[{needed!r}]; it is not a crysgnn_dgl graph")
     edge_key = "edge_features" if "edge_features" in graph.edata else "distance"
     if edge_key not in graph.edata:
         raise AdapterError("the student's graph has neither edata['distance'] nor edata['edge_features']")
-    counts = graph.batch_num_nodes().tolist()
-    edge_counts = graph.batch_num_edges().tolist()
+    nodes, edge_counts = graph.batch_num_nodes(), graph.batch_num_edges()
+    counts = nodes.tolist()
     features = graph.ndata["atom_features"]
     src, dst = graph.edges()
-    node_offsets = torch.repeat_interleave(
-        torch.cumsum(graph.batch_num_nodes(), 0) - graph.batch_num_nodes(), graph.batch_num_edges()
-    )
+    node_offsets = torch.repeat_interleave(torch.cumsum(nodes, 0) - nodes, edge_counts)
     edge_value = graph.edata[edge_key].detach().reshape(src.shape[0], -1).to(torch.float32)
-    edges = torch.cat([(src - node_offsets).unsqueeze(1).float(), (dst - node_offsets).unsqueeze(1).float(), edge_value], 1)
+    local = (torch.stack((src, dst), 1) - node_offsets.unsqueeze(1)).to(torch.float32)  # per-crystal atom indices
+    edges = torch.cat([local, edge_value], 1)
     every = list(range(len(counts)))
 
     def build(indices: list[int]) -> dgl.DGLGraph:
@@ -178,9 +178,9 @@ def batch_from_crysgnn_graph(graph: dgl.DGLGraph) -> CrystalBatch:
             return graph
         return dgl.batch([dgl.slice_batch(graph, i) for i in indices])
 
-    fields = [KeyField(features, counts, decimals=4), KeyField(edges, edge_counts, decimals=4)]
+    fields = [KeyField(features, counts, decimals=4), KeyField(edges, edge_counts.tolist(), decimals=4)]
     batch = CrystalBatch(counts, fields, build, atom_features=features, names=crystal_namer(features, counts))
-    return with_graph_structures(batch, graph)
+    return with_graph_structures(batch, graph) if structures else batch
 
 
 def with_graph_structures(batch: CrystalBatch, graph: dgl.DGLGraph) -> CrystalBatch:
@@ -232,4 +232,5 @@ class PortAdapter(Adapter):
         require_release_features(teacher)
 
     def crystal_batch(self, student: nn.Module, args: tuple, kwargs: dict, teacher: Any) -> CrystalBatch:
-        return batch_from_crysgnn_graph(first_tensor_arg(args, kwargs, "graph", 0))
+        graph = first_tensor_arg(args, kwargs, "graph", 0)
+        return batch_from_crysgnn_graph(graph, structures=not reads_crysgnn_graphs(teacher))

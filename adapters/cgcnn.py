@@ -161,8 +161,12 @@ class CGCNNSignatureAdapter(Adapter):
             rows = torch.cat([c.reshape(-1) for c in crystals]).long().cpu()
         else:
             rows = torch.cat([torch.as_tensor(c, dtype=torch.long).reshape(-1) for c in crystals]).cpu()
-        crystal_of = torch.repeat_interleave(torch.arange(len(crystals)), torch.tensor(counts))
-        names = crystal_namer(atom_fea[rows].cpu(), counts)
+        sizes = torch.tensor(counts, dtype=torch.long)
+        crystal_of = torch.repeat_interleave(torch.arange(len(crystals)), sizes)
+
+        def names(i: int) -> str:  # formulas only when an error names a crystal
+            return crystal_namer(atom_fea[rows].cpu(), counts)(i)
+
         owner = torch.full((num_atoms,), -1, dtype=torch.long)
         seen = torch.zeros(num_atoms, dtype=torch.long).index_add_(0, rows, torch.ones_like(rows))
         if rows.numel() != num_atoms or bool((seen != 1).any()):
@@ -177,7 +181,7 @@ class CGCNNSignatureAdapter(Adapter):
             )
         owner[rows] = crystal_of
         local = torch.empty(num_atoms, dtype=torch.long)
-        local[rows] = torch.cat([torch.arange(c) for c in counts])
+        local[rows] = torch.arange(num_atoms) - torch.repeat_interleave(torch.cumsum(sizes, 0) - sizes, sizes)
         nbr_cpu = nbr_idx.cpu()
         foreign = owner[nbr_cpu] != owner.unsqueeze(1)
         if bool(foreign.any()):

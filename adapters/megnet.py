@@ -5,7 +5,9 @@ Per-atom embeddings: output[1] of ``blocks[-1]`` (``(edge, node, state)``). The 
 graphs are rebuilt from ``g.ndata["node_type"]`` (an index into ``model.element_types``),
 ``g.ndata["frac_coords"]`` and the lattice: the ``lat`` argument of
 ``ModelLightningModule.forward`` when attached to the Lightning module, else the per-edge
-copy ``g.edata["lattice"]`` that it stores on the graph. Attached to the Lightning module, the KD value is logged
+copy ``g.edata["lattice"]`` that it stores on the graph; ``hook.warm`` takes dicts
+``{"g": graph, "lat": lattices}`` (the Lightning module's forward arguments). Attached to
+the Lightning module, the KD value is logged
 as ``train_KD`` and Lightning's gradient scaler (16-bit mixed precision) scales the KD
 seed like the loss.
 """
@@ -100,8 +102,9 @@ class MEGNetAdapter(Adapter):
                 raise AdapterError(f"the MEGNet batch graph has no ndata[{needed!r}]; the teacher's graphs cannot be rebuilt")
         node_type = graph.ndata["node_type"].long().cpu()
         features = _feature_rows(tuple(student.element_types))[node_type]
+        lattice = self._lattice if self._lattice is not None else kwargs.get("lat")
         return batch_from_arrays(
-            features, graph.ndata["frac_coords"], _lattices(graph, self._lattice), graph.batch_num_nodes().tolist(),
+            features, graph.ndata["frac_coords"], _lattices(graph, lattice), graph.batch_num_nodes().tolist(),
             graph_settings_of(teacher), atomic_numbers=_numbers(tuple(student.element_types))[node_type],
         )
 

@@ -123,6 +123,6 @@ def repair_optional_importers() -> list[str]:
         if not name.startswith(("alignn", "matgl")) or module is None:
             continue
         if "dgl" in getattr(module, "__dict__", {}) and module.__dict__["dgl"] is None:
-            module.dgl = dgl
+            module.__dict__["dgl"] = dgl  # the module's globals, as tested above
             repaired.append(name)
     return repaired

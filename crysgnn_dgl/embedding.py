@@ -17,6 +17,7 @@ import torch
 from .backend import dgl
 from .graph.builder import graph_from_structure
 from .graph.errors import StructureError
+from .graph.structures import to_structure
 from .teacher import FrozenTeacher
 
 #: ``progress(embedded, skipped)``, called after every batch
@@ -68,7 +69,8 @@ class EmbeddingResult:
         report_tmp = report.with_name(f".{report.name}{suffix}")
         try:
             with open(archive_tmp, "wb") as handle:
-                np.savez(handle, **self._arrays())
+                # ignored arg-type: numpy's stub lets **kwargs fill allow_pickle: bool (no array is named so)
+                np.savez(handle, **self._arrays())  # type: ignore[arg-type]
             if self.skipped:
                 lines = ["structure_id\treason"] + [f"{s}\t{_one_line(r)}" for s, r in self.skipped]
                 report_tmp.write_text("\n".join(lines) + "\n")
@@ -107,11 +109,9 @@ def _batches(pairs: Iterator[tuple[str, Any]], size: int) -> Iterator[list[tuple
 
 def _graph(item: Any, sid: str, teacher: FrozenTeacher, notes: list[tuple[str, str]]) -> dgl.DGLGraph:
     """Graph of one item; the featuriser's warnings (padding) become notes on ``sid``."""
-    from .pretrain.sources import to_pymatgen
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        structure = to_pymatgen(item, sid)
+        structure = to_structure(item, sid)
         del caught[:]  # pymatgen's parser chatter; its reasons for failing are in the error
         graph = graph_from_structure(structure, teacher.graph_settings, sid)
     notes.extend((sid, _one_line(str(w.message)).replace(f"structure {sid!r}: ", "")) for w in caught)

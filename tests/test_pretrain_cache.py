@@ -49,6 +49,9 @@ def test_cached_graphs_equal_directly_built_graphs(small_cache, corpus_csv):
         assert torch.equal(got.edges()[1], want.edges()[1])
         assert torch.allclose(got.edata["distance"], want.edata["distance"], atol=1e-6)
         assert torch.equal(got.edata["padding"], want.edata["padding"])
+        assert torch.equal(got.edata["image"], want.edata["image"])  # the one edge builder, images kept
+        assert torch.equal(got.ndata["lattice"], want.ndata["lattice"])
+        assert torch.equal(got.ndata["frac_coords"], want.ndata["frac_coords"])
         assert torch.equal(got.ndata["atom_features"], want.ndata["atom_features"])
         assert torch.equal(got.ndata["atomic_number"], want.ndata["atomic_number"])
     assert labels["space_group"].tolist() == [int(lab["space_group"]) for _, lab in parts]
@@ -128,16 +131,16 @@ def test_other_readers(tmp_path):
         "ase": [sid for sid, _ in open_source(database)],
     }
     assert ids["folder"] == sorted([f"{m}.cif" for m in table.material_id] + ["broken.cif"])
-    assert ids["column_json"] == [f"dielectric.json.gz:{k}" for k in keys]
-    assert ids["list_json"] == [f"list.json:{i}" for i in range(4)]
+    assert ids["column_json"] == [f"dielectric.json.gz:row {k}" for k in keys]
+    assert ids["list_json"] == [f"list.json:row {i}" for i in range(4)]
     assert ids["ase"] == [f"p{m}" for m in table.material_id[:2]]
     report = build_cache(
         [open_source(p) for p in (folder, column_json, list_json, database)],
         tmp_path / "cache", shard_size=4, workers=0, progress=False, dedupe=False,
     )
     skipped = dict(report.skipped)
-    assert set(skipped) == {"broken.cif", "list.json:3"}
-    assert "pymatgen structure dict" in skipped["list.json:3"]
+    assert set(skipped) == {"broken.cif", "list.json:row 3"}
+    assert "pymatgen structure dict" in skipped["list.json:row 3"]
     assert report.crystals == 4 + 3 + 3 + 2
     # the matbench labels agree with spglib's on these entries
     cache = GraphCache(tmp_path / "cache")
@@ -183,3 +186,14 @@ def test_batches_cover_split_once_and_depend_only_on_seed_and_epoch(small_cache)
         r.set_epoch(2)
     assert len(list(ranks[0])) == len(list(ranks[1])) == len(ranks[0]) == -(-len(first) // 2)
     assert [b for pair in zip(ranks[0], ranks[1]) for b in pair][: len(first)] == first
+
+
+def test_a_cache_of_another_format_version_is_refused(small_cache, tmp_path):
+    import shutil
+
+    copy = tmp_path / "old"
+    shutil.copytree(small_cache, copy)
+    index = json.loads((copy / "index.json").read_text())
+    (copy / "index.json").write_text(json.dumps({**index, "format_version": 1}))
+    with pytest.raises(ValueError, match=r"format version 1, this version reads 2 .*rebuild"):
+        GraphCache(copy)

@@ -50,3 +50,36 @@ def test_embed_fails_cleanly_when_nothing_is_readable(tmp_path, checkpoint):
     (folder / "broken.cif").write_text("data_x\n")
     assert main(["embed", str(folder), "--out", str(tmp_path / "e.npz"), "--checkpoint", str(checkpoint)]) == 1
     assert "broken.cif" in (tmp_path / "e.npz.skipped.tsv").read_text()
+
+
+def test_pretrain_prints_a_line_per_epoch_only_with_verbose(tmp_path, capsys):
+    csv = write_corpus_csv(tmp_path / "in.csv", rows=8, bad=False)
+    common = ["pretrain", str(csv), "--cache", str(tmp_path / "cache"), "--epochs", "2", "--batch-size", "4",
+              "--val-fraction", "0.25", "--cache-workers", "0", "--accelerator", "cpu", "--threads", "1"]
+    assert main([*common, "--out", str(tmp_path / "quiet")]) == 0
+    quiet = capsys.readouterr()
+    assert "epochs completed: 2" in quiet.out and "epoch 0 (" not in quiet.out + quiet.err
+    assert main([*common, "--out", str(tmp_path / "verbose"), "--verbose"]) == 0
+    verbose = capsys.readouterr().out
+    lines = [line for line in verbose.splitlines() if line.startswith("epoch ")]
+    assert [line.split(" (")[0] for line in lines] == ["epoch 0", "epoch 1"]
+    assert "train/total=" in lines[0] and "epochs completed: 2" in verbose
+
+
+def test_training_progress_bar_goes_to_stderr(capsys):
+    from crysgnn_dgl.pretrain.callbacks import StderrProgressBar
+
+    bar = StderrProgressBar().init_train_tqdm()
+    bar.reset(total=3)
+    bar.update(3)
+    bar.close()
+    captured = capsys.readouterr()
+    assert "3/3" in captured.err and captured.out == ""
+
+
+def test_embed_shows_a_progress_bar_on_stderr(tmp_path, checkpoint, capsys):
+    csv = write_corpus_csv(tmp_path / "in.csv", rows=3)
+    assert main(["embed", str(csv), "--out", str(tmp_path / "e.npz"), "--checkpoint", str(checkpoint)]) == 0
+    captured = capsys.readouterr()
+    assert "embed: 5 structures" in captured.err and "skipped=2" in captured.err  # 3 embedded, 2 skipped
+    assert "structures/s" not in captured.out and "embedded 3 structure(s)" in captured.out

@@ -211,6 +211,25 @@ def test_early_stopping_and_plateau_schedule(dataset):
     assert float((validation - _).abs().mean()) == pytest.approx(result.best_val_mae, rel=1e-5)
 
 
+def test_supervised_loss_is_the_chosen_one(dataset):
+    """``loss="l1"``: the epoch's training loss is exactly its MAE over the target scale
+    (MSE would square the residuals); Huber with δ = 1 is at most half the MSE."""
+    split = split_indices(len(dataset), 0.1, 0.2, seed=0)
+    train_set, test_set = subset(dataset, split.train), subset(dataset, split.test)
+    scale = float(TargetNormalizer(dataset.targets[split.train]).std)
+    losses = {}
+    for loss in ("l1", "mse", "huber"):
+        torch.manual_seed(0)
+        model = CGCNN(CGCNNSettings(atom_fea_len=16, n_conv=1, h_fea_len=16))
+        result = train_predictor(model, train_set, None, test_set, TrainingSettings(epochs=1, batch_size=8, lr=1e-12, loss=loss))
+        losses[loss] = result.history[0]
+    assert losses["l1"]["train_loss"] * scale == pytest.approx(losses["l1"]["train_mae"], rel=1e-5)
+    assert losses["mse"]["train_loss"] * scale != pytest.approx(losses["mse"]["train_mae"], rel=1e-2)
+    assert losses["huber"]["train_loss"] <= 0.5 * losses["mse"]["train_loss"] + 1e-6
+    with pytest.raises(ValueError, match="loss"):
+        TrainingSettings(loss="hinge")
+
+
 def test_settings_validate_the_schedule():
     with pytest.raises(ValueError, match="schedule"):
         TrainingSettings(schedule="linear")

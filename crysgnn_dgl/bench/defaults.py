@@ -3,14 +3,16 @@ line reads them without importing torch; :mod:`.spec` builds its settings from t
 
 from __future__ import annotations
 
+from typing import Any
+
 #: training protocol of every benchmark run: Adam, learning rate halved after
 #: ``plateau_patience`` epochs without a better validation MAE, early stopping after
 #: ``early_stopping`` such epochs, best-validation weights restored for the test
-TRAINING = {
+TRAINING: dict[str, Any] = {
     "epochs": 150, "batch_size": 64, "lr": 5e-3, "schedule": "plateau", "plateau_patience": 5,
     "plateau_factor": 0.5, "min_lr": 1e-5, "early_stopping": 15,
 }
 
 #: the KD recipe chosen on validation (``benchmarks/select_recipe.py``, docs/benchmarks.md);
 #: the defaults of :class:`~crysgnn_dgl.distill.DistillSettings` are the same
-RECIPE = {"kd_weight": 1.0, "projection": "linear", "target_norm": "l2", "loss": "mse", "decay": "none"}
+RECIPE: dict[str, Any] = {"kd_weight": 1.0, "projection": "linear", "target_norm": "l2", "loss": "mse", "decay": "none"}

@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -22,7 +23,7 @@ from .tasks import TaskData
 
 
 def _store_key(task: TaskData, predictor: PredictorSpec) -> str:
-    values = {"source": task.source, "task": task.spec.to_dict(), "graphs": GraphSettings().to_dict(),
+    values: dict[str, Any] = {"source": task.source, "task": task.spec.to_dict(), "graphs": GraphSettings().to_dict(),
               "featurize": f"{predictor.featurize.__module__}.{predictor.featurize.__qualname__}",
               "hyper": predictor.hyper}
     if predictor.inputs_version != 1:  # absent from the keys of stores of the first version

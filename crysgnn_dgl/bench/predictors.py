@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from ..backend import dgl
+
+if TYPE_CHECKING:
+    from ..models.cgcnn import CGCNN
+    from ..models.gatgnn import GATGNN
 
 
 @dataclass(frozen=True)
@@ -48,9 +52,8 @@ class PredictorSpec:
 def crysgnn_features(item: Any, structure_id: str) -> tuple:
     """``(graph,)``: the CrysGNN graph (the CGCNN and GATGNN ports read it)."""
     from ..graph.builder import build_graph
-    from .tables import structure_input
 
-    return (build_graph(structure_input(item, structure_id), structure_id=structure_id),)
+    return (build_graph(item, structure_id=structure_id),)
 
 
 def collate_single_graph(samples: list) -> tuple:
@@ -58,19 +61,19 @@ def collate_single_graph(samples: list) -> tuple:
     return (dgl.batch([item[0] for item in inputs]),), torch.stack(list(targets))
 
 
-def _cgcnn() -> nn.Module:
+def _cgcnn() -> CGCNN:
     from ..models.cgcnn import CGCNN
 
     return CGCNN()
 
 
-def _gatgnn() -> nn.Module:
+def _gatgnn() -> GATGNN:
     from ..models.gatgnn import GATGNN
 
     return GATGNN()
 
 
-def _settings_of(factory: Callable[[], nn.Module]) -> dict:
+def _settings_of(factory: Callable[[], CGCNN | GATGNN]) -> dict:
     return factory().settings.to_dict()
 
 

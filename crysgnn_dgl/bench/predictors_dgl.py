@@ -20,7 +20,6 @@ from torch import nn
 from ..graph.errors import StructureError
 from ..matgl_dgl import import_matgl, place_lattice
 from .predictors import PredictorSpec, register_predictor
-from .tables import structure_input
 
 #: reduced MEGNet (matgl's defaults: 3 blocks, 100 Gaussians, hidden 64; see :func:`small_megnet`)
 MEGNET_SIZE: dict[str, Any] = {"blocks": 2, "node_embedding": 16, "edge_embedding": 40, "hidden": 32,
@@ -67,6 +66,7 @@ class FlatOutput(nn.Module):
 
 def wrapped_model(model: nn.Module) -> nn.Module:
     """The module inside :class:`FlatOutput` (the one the adapters recognise)."""
+    assert isinstance(model, FlatOutput)  # what the megnet and alignn predictors build
     return model.model
 
 
@@ -75,7 +75,7 @@ def checked_structure(item: Any, structure_id: str) -> Any:
     ordered, finite, non-singular), else :class:`StructureError`."""
     from ..graph.structures import to_structure, validate_structure
 
-    structure = to_structure(structure_input(item, structure_id), structure_id)
+    structure = to_structure(item, structure_id)
     validate_structure(structure, structure_id)
     return structure
 
@@ -120,7 +120,9 @@ def small_megnet(
 
     return MEGNet(
         dim_node_embedding=node_embedding, dim_edge_embedding=edge_embedding, dim_state_embedding=state_embedding,
-        nblocks=blocks, element_types=element_types, cutoff=cutoff, **megnet_layers(hidden),
+        # (ignored arg-type: mypy checks a **dict[str, tuple] against every MEGNet parameter,
+        # not only the three hidden_layer_sizes_* keys megnet_layers() returns)
+        nblocks=blocks, element_types=element_types, cutoff=cutoff, **megnet_layers(hidden),  # type: ignore[arg-type]
     )
 
 

@@ -58,9 +58,11 @@ def _warm(hook: Any, train: list, store: GraphStore, batch_size: int) -> None:
 
 def _attach(model: torch.nn.Module, spec: RunSpec, train: list, store: GraphStore) -> Any:
     from ..distill import attach_teacher, resolve_teacher
+    from ..teacher import FrozenTeacher
 
     teacher = resolve_teacher(spec.teacher)
     if spec.mode == "random-teacher":
+        assert isinstance(teacher, FrozenTeacher)  # RunSpec: random-teacher runs need a CrysGNN teacher
         teacher = random_teacher(teacher, spec.seed + TEACHER_SEED)
     settings = spec.recipe.distill_settings(shuffle=spec.mode == "shuffled-teacher", seed=spec.seed)
     with torch.random.fork_rng():
@@ -87,8 +89,13 @@ def run_one(spec: RunSpec, store: GraphStore, log=None, keep_predictions: bool =
     A transfer run (``spec.source``) first trains on ``source_store``'s task."""
     start = time.perf_counter()
     train, val, test, indices = training_split(store, spec.train_size, spec.seed)
-    first = training_split(source_store, spec.source_size, spec.seed) if spec.source is not None else None
+    first = None  # the source task's split of a transfer run
+    if spec.source is not None:
+        if source_store is None:
+            raise ValueError(f"{spec.task_label}: a transfer run needs source_store (the source task's graphs)")
+        first = training_split(source_store, spec.source_size, spec.seed)
     torch.manual_seed(spec.seed)
+    model: torch.nn.Module
     if spec.mode == "finetune":
         if store.predictor.featurize is not crysgnn_features:
             raise ValueError(f"finetune needs CrysGNN graphs; run it with --predictors cgcnn, not {spec.predictor}")
@@ -99,6 +106,7 @@ def run_one(spec: RunSpec, store: GraphStore, log=None, keep_predictions: bool =
     source_result = None
     try:
         if first is not None:
+            assert source_store is not None  # checked with first
             source_result = _train(model, spec, source_store, hook, *first[:3], log)
             if hook is not None:
                 _warm(hook, train, store, spec.training.batch_size)

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ..config import SettingsBase
 from ..distill.settings import DistillSettings
@@ -116,10 +116,10 @@ class RunSpec:
 
     @property
     def task_label(self) -> str:
-        """The task's name, with the source task of a transfer run."""
-        if self.source is None:
-            return self.task.label
-        return f"{self.task.label}←{self.source.label} {self.source_size}"
+        """The task's name, with the source task of a transfer run and a non-default loss
+        (runs under different losses are different cells of the report)."""
+        label = self.task.label if self.source is None else f"{self.task.label}←{self.source.label} {self.source_size}"
+        return label if self.training.loss == "mse" else f"{label} ({self.training.loss} loss)"
 
     @property
     def uses_teacher(self) -> bool:
@@ -150,7 +150,7 @@ class RunSpec:
         return str(self.teacher or default_teacher_path())
 
     def to_dict(self) -> dict:
-        values = {
+        values: dict[str, Any] = {
             "task": self.task.to_dict(), "predictor": self.predictor, "mode": self.mode,
             "train_size": self.train_size, "seed": self.seed,
             "teacher": self.teacher_label,
@@ -158,6 +158,8 @@ class RunSpec:
             "recipe": self.recipe.to_dict() if self.mode in KD_MODES else {},
             "training": self.training.to_dict(),
         }
+        if values["training"]["loss"] == "mse":  # absent from the keys of runs with the default loss
+            del values["training"]["loss"]
         from .predictors import predictor
 
         hyper = predictor(self.predictor).hyper

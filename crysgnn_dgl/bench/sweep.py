@@ -103,7 +103,7 @@ def _run_in_worker(job: tuple[RunSpec, str, str | None, bool]) -> tuple[str, dic
 
 
 def prepare_graphs(specs: Sequence[RunSpec], out: Path, data_dir: Path | None,
-                   progress: Callable[[int, int], Callable[[int], None]] | None = None) -> list[TaskData]:
+                   progress: Callable[[int, str], Callable[[int], None]] | None = None) -> list[TaskData]:
     """Build (once, in this process) every graph the runs will need, so that workers only read."""
     tasks = []
     by_task: dict[tuple[str, str], list[tuple[RunSpec, TaskSpec, int]]] = {}

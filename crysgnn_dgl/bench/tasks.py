@@ -24,7 +24,7 @@ import torch
 
 from ..config import SettingsBase
 from ..graph.errors import StructureError
-from .tables import LabelledTable, read_frame, read_labelled_table
+from ..graph.io import LabelledTable, read_labelled_table
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -93,7 +93,10 @@ class TaskSpec(SettingsBase):
 
     @property
     def label(self) -> str:
-        return Path(self.file).name if self.name == "file" else self.name
+        if self.name != "file":
+            return self.name
+        assert self.file is not None  # __post_init__: a "file" task has a file
+        return Path(self.file).name
 
     @property
     def unit(self) -> str:
@@ -172,20 +175,20 @@ def _experimental_table(data_dir: Path) -> LabelledTable:
                 measured[Composition(parts[0]).reduced_formula].append(float(parts[1]))
             except (ValueError, KeyError):
                 continue
-    frame = read_frame(data_dir / "mp_cgcnn36k.csv.xz")
+    polymorphs = read_labelled_table(data_dir / "mp_cgcnn36k.csv.xz", "formation_energy_per_atom")
     best: dict[str, tuple[float, int]] = {}
-    for row, (cif, energy) in enumerate(zip(frame["cif"], frame["formation_energy_per_atom"])):
+    for row, (cif, energy) in enumerate(zip(polymorphs.structures, polymorphs.targets)):
         match = re.search(r"_chemical_formula_sum\s+'?([^'\n]+)'?", cif)
         if not match:
             continue
         formula = Composition(match.group(1)).reduced_formula
         if formula in measured and (formula not in best or energy < best[formula][0]):
-            best[formula] = (float(energy), row)
+            best[formula] = (energy, row)
     table = LabelledTable([], [], [])
     for formula in sorted(best):
         row = best[formula][1]
-        table.ids.append(f"{formula} ({frame['material_id'].iloc[row]})")
-        table.structures.append(frame["cif"].iloc[row])
+        table.ids.append(f"{formula} ({polymorphs.ids[row]})")
+        table.structures.append(polymorphs.structures[row])
         values = measured[formula]
         table.targets.append(sum(values) / len(values))
     return table
@@ -196,6 +199,7 @@ def load_task(spec: TaskSpec, data_dir: Path | None = None) -> TaskData:
     data_dir = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
     split_file = None
     if spec.name == "file":
+        assert spec.file is not None and spec.target is not None  # TaskSpec.__post_init__
         path = Path(spec.file)
         table = read_labelled_table(path, spec.target, spec.structure_column, spec.id_column, spec.limit)
         source = f"{path} [{spec.target}]"

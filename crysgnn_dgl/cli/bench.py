@@ -88,6 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="halve the learning rate after N epochs without a better val MAE (default: %(default)s)")
     train.add_argument("--early-stopping", type=int, default=TRAINING["early_stopping"],
                        help="stop after N epochs without a better val MAE (default: %(default)s)")
+    train.add_argument("--loss", choices=("mse", "l1", "huber"), default="mse",
+                       help="supervised loss on standardised targets; l1 for heavy-tailed targets (default: %(default)s)")
     output = parser.add_argument_group("execution and output")
     output.add_argument("--jobs", type=int, default=1, help="worker processes, one thread each (default: %(default)s)")
     output.add_argument("--out", type=Path, default=Path("crysgnn_bench"), help="output folder (default: %(default)s)")
@@ -125,7 +127,7 @@ def build_grid(args: argparse.Namespace):
     training = DEFAULT_TRAINING.from_dict({**DEFAULT_TRAINING.to_dict(), "epochs": args.epochs,
                                            "batch_size": args.batch_size, "lr": args.lr,
                                            "plateau_patience": args.plateau_patience,
-                                           "early_stopping": args.early_stopping})
+                                           "early_stopping": args.early_stopping, "loss": args.loss})
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     return Grid(tasks, args.predictors, args.modes, args.train_sizes, seeds, recipes, args.teacher, training,
                 source, args.source_size)

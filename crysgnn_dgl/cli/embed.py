@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from .checks import require_at_least, require_device, require_inputs, require_writable_folder
@@ -40,23 +39,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class _Progress:
-    """Progress on stderr: one updated line on a terminal, a line every 10 s otherwise."""
+    """A progress bar on stderr over the structures read (embedded or skipped)."""
 
     def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-        self.last = time.monotonic()
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(desc="embed", unit=" structures", file=sys.stderr, dynamic_ncols=True)
 
     def __call__(self, embedded: int, skipped: int) -> None:
-        now = time.monotonic()
-        if self.tty:
-            print(f"\rembedded {embedded}, skipped {skipped}", end="", file=sys.stderr, flush=True)
-        elif now - self.last >= 10.0:
-            print(f"embedded {embedded}, skipped {skipped}", file=sys.stderr, flush=True)
-            self.last = now
+        self.bar.set_postfix(skipped=skipped, refresh=False)
+        self.bar.update(embedded + skipped - self.bar.n)
 
     def close(self) -> None:
-        if self.tty:
-            print(file=sys.stderr)
+        self.bar.close()
 
 
 def _check(args: argparse.Namespace) -> Path:

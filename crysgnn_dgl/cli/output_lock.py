@@ -7,9 +7,11 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 from .errors import UsageError
 
+fcntl: ModuleType | None
 try:
     import fcntl
 except ImportError:  # not POSIX: exclusive creation of the lock file instead

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
 from pathlib import Path
+from typing import Any, TypeVar
 
+from ..config import SettingsBase
 from .checks import (
     require_accelerator,
     require_at_least,
@@ -30,6 +33,7 @@ EXAMPLES = """examples:
   crysgnn-dgl pretrain mp.csv.xz perov5.csv.xz --out run2 --epochs 50 --cache-workers 4
   crysgnn-dgl pretrain mp.csv.xz --out run3 --accelerator gpu --devices 4 --strategy ddp
   crysgnn-dgl pretrain --config run1/config.toml --epochs 40 --out run4
+  crysgnn-dgl pretrain mp.csv.xz --out run5 --denoising-weight 1 --mmpt-atom-type-weight 5
 
 Run the same command again to resume an interrupted run (cache and training).
 Writes <out>/checkpoints/{epoch_XXX,last,best}.pt, history.jsonl, config.toml (the resolved
@@ -75,7 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--strategy", default=training.strategy, help="e.g. ddp")
     run.add_argument("--num-nodes", type=int, default=training.num_nodes, help="machines taking part (DDP)")
     run.add_argument("--precision", default=training.precision, help="32-true, 16-mixed, bf16-mixed or auto")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar; one line per epoch")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars (graph cache, training)")
+    run.add_argument("--verbose", action="store_true",
+                     help="a line per epoch (duration, losses, accuracies) on standard output")
     loss = parser.add_argument_group("objectives (a weight of 0 switches one off)")
     loss.add_argument("--feature-weight", type=float, default=objectives.feature_weight, help="α")
     loss.add_argument("--connectivity-weight", type=float, default=objectives.connectivity_weight, help="β")
@@ -84,11 +90,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     loss.add_argument("--temperature", type=float, default=objectives.temperature, help="NT-Xent temperature")
     loss.add_argument("--max-pairs-per-crystal", type=int, default=objectives.max_pairs_per_crystal,
                       help="sub-sample connectivity pairs")
+    extra = parser.add_argument_group(
+        "denoising (CDSSL) and MMPT objectives, off by default; the paper's MMPT weights are "
+        "atom type 5, coordinate 1, lattice 1, Barlow Twins 0.5, direction 1, same cell 1, distance 1"
+    )
+    for name, default, text in ObjectiveSettings.cli_fields():
+        extra.add_argument(_option(name), type=float, default=default, help=text)
+
+
+def _option(name: str) -> str:
+    """``--denoising-weight`` of the settings field ``denoising_weight``."""
+    return "--" + name.replace("_", "-")
 
 
 def _devices(value: str | int) -> int | str:
     """``"4"`` or ``4`` (from a config file) -> 4; names such as ``"auto"`` stay."""
     return int(value) if str(value).isdigit() else str(value)
+
+
+#: PretrainSettings fields set by an option of another name (the others: the option of their name)
+_TRAINING_OPTIONS = {
+    "max_epochs": "epochs", "validation_fraction": "val_fraction", "num_workers": "workers", "num_threads": "threads",
+}
+SettingsT = TypeVar("SettingsT", bound=SettingsBase)
+
+
+def _settings(
+    cls: type[SettingsT], args: argparse.Namespace, renamed: dict[str, str] | None = None, **values: Any
+) -> SettingsT:
+    """``cls`` from the options: each field takes ``values[field]``, else the option that
+    ``renamed`` names for it, else the option of its own name; a field without one keeps
+    its default."""
+    renamed = renamed or {}
+    for field in fields(cls):  # type: ignore[arg-type]
+        option = renamed.get(field.name, field.name)
+        if field.name not in values and hasattr(args, option):
+            values[field.name] = getattr(args, option)
+    return cls(**values)
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -103,6 +141,10 @@ def _check(args: argparse.Namespace) -> None:
         ("--max-pairs-per-crystal", 1),
     ):
         require_at_least(option, getattr(args, option[2:].replace("-", "_")), least)
+    from ..pretrain.settings import ObjectiveSettings
+
+    for name, _, _ in ObjectiveSettings.cli_fields():
+        require_at_least(_option(name), getattr(args, name), 0.0)
     require_at_least("--lr", args.lr, 0.0)
     require_fraction("--val-fraction", args.val_fraction)
     require_inputs(args.inputs)
@@ -140,34 +182,15 @@ def run(args: argparse.Namespace) -> int:
     from ..pretrain.settings import ObjectiveSettings, OptimizerSettings, PretrainSettings
 
     sources = open_sources(args)
-    objectives = ObjectiveSettings(
-        feature_weight=args.feature_weight,
-        connectivity_weight=args.connectivity_weight,
-        space_group_weight=args.space_group_weight,
-        contrastive_weight=args.contrastive_weight,
-        temperature=args.temperature,
-        max_pairs_per_crystal=args.max_pairs_per_crystal,
-    )
-    optimizer = OptimizerSettings(learning_rate=args.lr, weight_decay=args.weight_decay, schedule=args.schedule)
-    training = PretrainSettings(
-        max_epochs=args.epochs,
-        batch_size=args.batch_size,
-        validation_fraction=args.val_fraction,
-        seed=args.seed,
-        num_workers=args.workers,
-        shuffle_window=args.shuffle_window,
-        accelerator=args.accelerator,
-        devices=_devices(args.devices),
-        strategy=args.strategy,
-        num_nodes=args.num_nodes,
-        precision=args.precision,
-        num_threads=args.threads,
-    )
+    objectives = _settings(ObjectiveSettings, args)
+    optimizer = _settings(OptimizerSettings, args, {"learning_rate": "lr"})
+    training = _settings(PretrainSettings, args, _TRAINING_OPTIONS, devices=_devices(args.devices))
     write_resolved_config(args, Path(args.out) / "config.toml")
     _, result = run_pretraining(
         sources, args.out, cache_folder=args.cache, objectives=objectives, optimizer=optimizer,
         training=training, cache_workers=args.cache_workers, shard_size=args.shard_size,
         dedupe=not args.keep_duplicates, cache_only=args.cache_only, progress=not args.no_progress,
+        verbose=args.verbose,
     )
     if result is None:
         return 0

@@ -133,16 +133,21 @@ class DistillHook:
         """Embed every crystal of ``batches`` with the teacher before training.
 
         ``batches`` yields the student's forward inputs, each a tuple of positional
-        arguments (a one-element tuple for a model called as ``model(graph)``), e.g. the
-        training loader without its targets. Fills the cache (so that the first epoch is
-        warm) and, with ``target_norm="standardize"``, fixes the per-dimension statistics
-        of the targets from these crystals. Returns the number of crystals seen.
+        arguments (a one-element tuple for a model called as ``model(graph)``) or a dict of
+        keyword arguments, e.g. the training loader without its targets; batches larger
+        than the training ones make the teacher's pass cheaper. Fills the cache (so that
+        the first epoch is warm) and, with ``target_norm="standardize"``, fixes the
+        per-dimension statistics of the targets from these crystals. Returns the number
+        of crystals seen.
         """
         seen = 0
         statistics = TargetStatistics()
-        for args in batches:
-            args = args if isinstance(args, tuple) else (args,)
-            batch = self.adapter.crystal_batch(self.student, args, {}, self.teacher)
+        for item in batches:
+            if isinstance(item, dict):
+                args, kwargs = (), item
+            else:
+                args, kwargs = (item if isinstance(item, tuple) else (item,)), {}
+            batch = self.adapter.crystal_batch(self.student, args, kwargs, self.teacher)
             rows, embedded = self._targets(batch, int(sum(batch.counts)), torch.device("cpu"))
             self.teacher_crystals += embedded
             statistics.update(rows)

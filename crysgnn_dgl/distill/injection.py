@@ -44,13 +44,13 @@ class InjectKD(torch.autograd.Function):
     """Identity on ``hooked``; backward seeds ``λ·scale`` into ``kd`` once per forward."""
 
     @staticmethod
-    def forward(ctx, hooked: torch.Tensor, kd: torch.Tensor, state: StepState) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, hooked: torch.Tensor, kd: torch.Tensor, state: StepState) -> torch.Tensor:
         ctx.state = state
         ctx.kd_meta = (kd.dtype, kd.device)
         return hooked.view_as(hooked)
 
     @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad_output: torch.Tensor):
         state: StepState = ctx.state
         dtype, device = ctx.kd_meta
         if state.injected or state.explicit or not state.armed:

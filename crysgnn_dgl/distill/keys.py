@@ -19,9 +19,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from ..teachers.protocol import Teacher
 
 KEY_BYTES = 16
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -43,19 +48,34 @@ class KeyField:
     decimals: int = 4
 
 
+_SHIFTS = (np.uint64(30), np.uint64(27), np.uint64(31))
+_MULTIPLIERS = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+
+
 def _mix(x: np.ndarray) -> np.ndarray:
-    """SplitMix64 finaliser, element-wise on uint64 (wrapping arithmetic)."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+    """SplitMix64 finaliser, element-wise on uint64 (wrapping arithmetic); a new array."""
+    x = x ^ (x >> _SHIFTS[0])
+    x *= _MULTIPLIERS[0]
+    x ^= x >> _SHIFTS[1]
+    x *= _MULTIPLIERS[1]
+    x ^= x >> _SHIFTS[2]
+    return x
 
 
+@lru_cache(maxsize=256)
 def _constants(field_number: int, width: int) -> np.ndarray:
-    """``(width, 2)`` fixed odd uint64 multipliers of one field (same in every process)."""
+    """``(width, 2)`` fixed odd uint64 multipliers of one field (same in every process;
+    computed once per field shape, read-only)."""
     seed = np.arange(1, 2 * width + 1, dtype=np.uint64) + np.uint64((field_number + 1) * 0x9E3779B97F4A7C15 & 0xFFFFFFFFFFFFFFFF)
-    return (_mix(seed) | np.uint64(1)).reshape(width, 2)
+    constants = (_mix(seed) | np.uint64(1)).reshape(width, 2)
+    constants.flags.writeable = False
+    return constants
+
+
+@lru_cache(maxsize=64)
+def _salt_lanes(salt: bytes) -> np.ndarray:
+    """The two 64-bit lanes every key starts from (read-only)."""
+    return np.frombuffer(hashlib.blake2b(salt, digest_size=KEY_BYTES).digest(), dtype=np.uint64)
 
 
 def _quantised(field: KeyField) -> np.ndarray:
@@ -98,8 +118,7 @@ def content_keys(fields: Sequence[KeyField], salt: bytes = b"") -> np.ndarray:
     if not fields:
         raise ValueError("content_keys needs at least one field")
     num_crystals = len(fields[0].counts)
-    lanes = np.frombuffer(hashlib.blake2b(salt, digest_size=KEY_BYTES).digest(), dtype=np.uint64)
-    keys = np.broadcast_to(lanes, (num_crystals, 2)).copy()
+    keys = np.broadcast_to(_salt_lanes(bytes(salt)), (num_crystals, 2)).copy()
     with np.errstate(over="ignore"):
         for number, field in enumerate(fields):
             if len(field.counts) != num_crystals:
@@ -135,7 +154,7 @@ def teacher_fingerprint(state_dict: dict[str, torch.Tensor], settings: dict) -> 
     return digest.digest()
 
 
-def teacher_salt(teacher: object, raw: bool = False) -> bytes:
+def teacher_salt(teacher: Teacher, raw: bool = False) -> bytes:
     """The salt of a teacher's cache keys: its fingerprint, marked when the cached rows are
     the raw (not L2-normalised) embeddings."""
     fingerprint = bytes(teacher.fingerprint())

@@ -24,6 +24,7 @@ class TargetStatistics:
         if self._sum is None:
             self._sum = torch.zeros(rows.shape[1], dtype=torch.float64)
             self._square = torch.zeros_like(self._sum)
+        assert self._square is not None  # set together with _sum
         self._sum += rows.sum(dim=0)
         self._square += rows.pow(2).sum(dim=0)
         self._count += rows.shape[0]
@@ -32,6 +33,7 @@ class TargetStatistics:
         """Fix ``mean`` and ``std`` from everything seen (``std`` at least ``floor``)."""
         if not self._count:
             raise ValueError("no teacher rows were seen: warm() received no crystals")
+        assert self._sum is not None and self._square is not None  # set by update()
         mean = self._sum / self._count
         variance = (self._square / self._count - mean.pow(2)).clamp_min(0.0)
         self.mean, self.std = mean.float(), variance.sqrt().clamp_min(floor).float()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from ..backend import dgl
@@ -91,18 +92,31 @@ class CrystalBatch:
         )
 
 
-def _verify_crystal(batch: CrystalBatch, index: int, start: int, graph_features: torch.Tensor | None) -> None:
-    if batch.atom_features is None or graph_features is None:
+def _verify_atoms(batch: CrystalBatch, indices: list[int], sizes: list[int], graph_features: torch.Tensor) -> None:
+    """Raise :class:`AtomOrderError` at the first atom whose student-side features differ
+    from the teacher graph's (crystals ``indices``, one comparison for all of them)."""
+    mine = batch.atom_features
+    if mine is None:
         return
-    count = batch.counts[index]
-    mine = batch.atom_features[start : start + count].to(graph_features.device, graph_features.dtype)
+    if indices != list(range(len(batch.counts))):  # the rows of the selected crystals, in order
+        starts = np.asarray(_offsets(batch.counts), dtype=np.int64)[indices]
+        lengths = np.asarray(sizes, dtype=np.int64)
+        shift = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+        mine = mine[torch.from_numpy(shift + np.arange(int(lengths.sum()))).to(mine.device)]
+    elif mine.data_ptr() == graph_features.data_ptr() and mine.shape == graph_features.shape \
+            and mine.stride() == graph_features.stride():
+        return  # the teacher's graph is the student's (ports): the same tensor
+    mine = mine.to(graph_features.device, graph_features.dtype)
     bad = (mine - graph_features).abs().amax(dim=1) > 1e-4
-    if bool(bad.any()):
-        atom = int(bad.nonzero()[0])
-        raise AtomOrderError(
-            f"{batch.names(index)}: atom {atom} of the student's batch is not atom {atom} of "
-            "the teacher's graph (the atom order must match exactly)"
-        )
+    if not bool(bad.any()):
+        return
+    row = int(bad.nonzero()[0])
+    position = int(np.searchsorted(np.cumsum(sizes), row, side="right"))
+    atom = row - (int(np.sum(sizes[:position])) if position else 0)
+    raise AtomOrderError(
+        f"{batch.names(indices[position])}: atom {atom} of the student's batch is not atom {atom} of "
+        "the teacher's graph (the atom order must match exactly)"
+    )
 
 
 def crysgnn_rows(
@@ -115,12 +129,10 @@ def crysgnn_rows(
     sizes = graph.batch_num_nodes().tolist()
     if len(sizes) != len(indices):
         raise AtomOrderError(f"the teacher's graph holds {len(sizes)} crystals, expected {len(indices)}")
-    offsets = _offsets(batch.counts)
-    features = graph.ndata["atom_features"] if "atom_features" in graph.ndata else None
-    features_split = torch.split(features, sizes) if features is not None else [None] * len(sizes)
-    for position, (index, size) in enumerate(zip(indices, sizes)):
+    for index, size in zip(indices, sizes):
         _check_size(batch, index, size, "the teacher's graph")
-        _verify_crystal(batch, index, offsets[index], features_split[position])
+    if "atom_features" in graph.ndata:
+        _verify_atoms(batch, indices, sizes, graph.ndata["atom_features"])
     return list(torch.split(embed(graph), sizes))
 
 

@@ -5,7 +5,7 @@ from .builder import BuildReport, build_graph, build_graphs, graph_from_arrays, 
 from .consistency import GraphSettingsMismatch, settings_mismatch
 from .errors import StructureError
 from .gaussian import GaussianExpansion, gaussian_centers
-from .io import read_cif_table
+from .io import LabelledTable, StructureTable, iter_structures, read_cif_table, read_labelled_table, read_structure_table
 from .labels import CRYSTAL_SYSTEMS, connectivity_targets, crystal_labels, pair_index
 from .neighbors import NeighborTable, PaddingWarning, neighbor_table
 from .structures import to_structure, validate_structure
@@ -15,9 +15,11 @@ __all__ = [
     "CRYSTAL_SYSTEMS",
     "GaussianExpansion",
     "GraphSettingsMismatch",
+    "LabelledTable",
     "NeighborTable",
     "PaddingWarning",
     "StructureError",
+    "StructureTable",
     "atom_feature_table",
     "build_graph",
     "build_graphs",
@@ -26,9 +28,12 @@ __all__ = [
     "gaussian_centers",
     "graph_from_arrays",
     "graph_from_structure",
+    "iter_structures",
     "neighbor_table",
     "pair_index",
     "read_cif_table",
+    "read_labelled_table",
+    "read_structure_table",
     "settings_mismatch",
     "to_structure",
     "validate_structure",

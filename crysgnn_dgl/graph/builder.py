@@ -15,7 +15,7 @@ from ..config import GraphSettings
 from .atom_features import atom_features
 from .errors import StructureError
 from .labels import CrystalLabels, connectivity_targets, crystal_labels
-from .neighbors import neighbor_table
+from .neighbors import NeighborTable, neighbor_table
 from .structures import (
     DEFAULT_MIN_DISTANCE,
     describe,
@@ -53,16 +53,34 @@ def graph_from_arrays(
             f"{len(atom_features)} atom feature rows for {len(frac_coords)} sites",
         )
     table = neighbor_table(lattice, frac_coords, settings, structure_id, min_distance=min_distance)
+    return graph_from_table(table, atom_features, frac_coords, lattice, settings.pad, atomic_numbers)
+
+
+def graph_from_table(
+    table: NeighborTable,
+    atom_features: np.ndarray,
+    frac_coords: np.ndarray,
+    lattice: np.ndarray,
+    pad: bool,
+    atomic_numbers: np.ndarray | None = None,
+) -> dgl.DGLGraph:
+    """The DGL graph of a neighbour table (see :func:`graph_from_arrays` for its data):
+    the one place edges are made, for single crystals and for the pre-training cache's
+    batches (whose tables hold several crystals, ``lattice`` then being one per node).
+
+    ``lattice`` is ``(3, 3)`` or ``(num_atoms, 3, 3)``; ``pad=False`` drops pad slots.
+    """
     num_atoms, k = table.index.shape
     dst = np.repeat(np.arange(num_atoms, dtype=np.int64), k)
-    keep = np.ones(num_atoms * k, dtype=bool) if settings.pad else table.real.ravel()
-    src = table.index.ravel()[keep]
+    keep = np.ones(num_atoms * k, dtype=bool) if pad else table.real.ravel()
+    src = table.index.ravel()[keep].astype(np.int64)
     graph = dgl.graph((torch.from_numpy(src), torch.from_numpy(dst[keep])), num_nodes=num_atoms)
     if atomic_numbers is not None:
         graph.ndata["atomic_number"] = torch.as_tensor(atomic_numbers, dtype=torch.int64)
     graph.ndata["atom_features"] = torch.as_tensor(atom_features, dtype=torch.float32)
     graph.ndata["frac_coords"] = torch.as_tensor(frac_coords, dtype=torch.float32)
-    graph.ndata["lattice"] = torch.from_numpy(np.array(lattice, dtype=np.float32)).reshape(1, 3, 3).repeat(num_atoms, 1, 1)
+    cells = np.broadcast_to(np.asarray(lattice, dtype=np.float32).reshape(-1, 3, 3), (num_atoms, 3, 3))
+    graph.ndata["lattice"] = torch.from_numpy(cells.copy())
     graph.edata["distance"] = torch.from_numpy(table.distance.ravel()[keep].astype(np.float32))
     graph.edata["image"] = torch.from_numpy(table.image.reshape(-1, 3)[keep].astype(np.float32))
     graph.edata["padding"] = torch.from_numpy(~table.real.ravel()[keep])

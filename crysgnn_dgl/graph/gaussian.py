@@ -17,6 +17,8 @@ def gaussian_centers(settings: GraphSettings) -> torch.Tensor:
 class GaussianExpansion(nn.Module):
     """``exp(-(d - μ_k)² / σ²)`` for every centre ``μ_k``; no trainable parameters."""
 
+    centers: torch.Tensor  # registered buffer
+
     def __init__(self, settings: GraphSettings):
         super().__init__()
         self.width = settings.gaussian_width

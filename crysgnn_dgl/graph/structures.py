@@ -1,7 +1,10 @@
 """Turn the crystal inputs users have into validated pymatgen ``Structure`` objects.
 
-Accepted: pymatgen ``Structure``, jarvis ``Atoms``, ASE ``Atoms``, a path to a CIF
-file, or CIF text. Every failure is a :class:`StructureError` naming the item.
+Accepted: pymatgen ``Structure``, a pymatgen structure dict (``Structure.as_dict()``, as
+JSON tables hold them), jarvis ``Atoms``, ASE ``Atoms``, a path to a CIF file, or CIF
+text. This is the one parser of every reader and command (CIFs are read with
+``merge_tol=0``: sites are never merged). Every failure is a :class:`StructureError`
+naming the item.
 """
 
 from __future__ import annotations
@@ -70,11 +73,24 @@ def _parse_cif(text: str, structure_id: str) -> Structure:
     raise StructureError(structure_id, f"malformed CIF ({type(error).__name__}: {error}{detail})") from error
 
 
+def _from_dict(item: dict, structure_id: str) -> Structure:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Structure.from_dict(item)
+    except Exception as exc:  # any malformed dict is reported by id
+        raise StructureError(
+            structure_id, f"not a pymatgen structure dict ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
 def to_structure(item: Any, structure_id: str | None = None) -> Structure:
     """Convert one input item to a pymatgen ``Structure`` (not yet validated)."""
     sid = structure_id if structure_id is not None else describe(item)
     if isinstance(item, Structure):
         return item
+    if isinstance(item, dict):
+        return _from_dict(item, sid)
     if isinstance(item, (str, os.PathLike)):
         text = str(item)
         if isinstance(item, str) and _looks_like_cif_text(text):
@@ -104,8 +120,8 @@ def to_structure(item: Any, structure_id: str | None = None) -> Structure:
             raise StructureError(sid, f"cannot convert ASE Atoms: {exc}") from exc
     raise StructureError(
         sid,
-        f"unsupported input type {type(item).__name__}; expected a pymatgen Structure, "
-        "jarvis Atoms, ASE Atoms, a CIF path or CIF text",
+        f"unsupported input type {type(item).__name__}; expected a pymatgen Structure or "
+        "structure dict, jarvis Atoms, ASE Atoms, a CIF path or CIF text",
     )
 
 

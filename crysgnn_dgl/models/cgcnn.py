@@ -18,7 +18,7 @@ from torch import nn
 
 from ..backend import dgl
 from ..config import GraphSettings, SettingsBase
-from ..graph.gaussian import GaussianExpansion
+from .base import CrystalGraphModel
 from .conv import CGCNNConv
 
 
@@ -52,7 +52,7 @@ class CGCNNSettings(SettingsBase):
         self._require_bool("classification")
 
 
-class CGCNN(nn.Module):
+class CGCNN(CrystalGraphModel):
     """Crystal graph convolutional network on graphs from :func:`crysgnn_dgl.build_graph`.
 
     ``model(graph)`` returns ``(B,)`` predictions for a batch of ``B`` crystals, or
@@ -67,11 +67,9 @@ class CGCNN(nn.Module):
         settings: CGCNNSettings | None = None,
         graph_settings: GraphSettings | None = None,
     ):
-        super().__init__()
+        super().__init__(graph_settings)
         self.settings = settings or CGCNNSettings()
-        self.graph_settings = graph_settings or GraphSettings()
         s = self.settings
-        self.edge_expansion = GaussianExpansion(self.graph_settings)
         self.embedding = nn.Linear(s.atom_input_dim, s.atom_fea_len)
         self.convs = nn.ModuleList(
             CGCNNConv(s.atom_fea_len, self.graph_settings.num_gaussians) for _ in range(s.n_conv)

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..backend import dgl
 from ..config import GraphSettings, ModelSettings
-from ..graph.gaussian import GaussianExpansion
+from .base import CrystalGraphModel
 from .conv import CGCNNConv
 from .heads import pair_bilinear_scores
 
@@ -37,7 +37,7 @@ class CrysGNNOutput:
     connectivity_log_probs: torch.Tensor | None
 
 
-class CrysGNN(nn.Module):
+class CrysGNN(CrystalGraphModel):
     """CrysGNN with the released parameter names, so release checkpoints load as they are.
 
     Graphs come from :func:`crysgnn_dgl.build_graph` with the same ``graph_settings``.
@@ -48,11 +48,9 @@ class CrysGNN(nn.Module):
         model_settings: ModelSettings | None = None,
         graph_settings: GraphSettings | None = None,
     ):
-        super().__init__()
+        super().__init__(graph_settings)
         self.model_settings = model_settings or ModelSettings()
-        self.graph_settings = graph_settings or GraphSettings()
         m, g = self.model_settings, self.graph_settings
-        self.edge_expansion = GaussianExpansion(g)
         self.embedding = nn.Linear(m.atom_input_dim, m.hidden_dim, bias=False)
         self.convs = nn.ModuleList(
             CGCNNConv(m.hidden_dim, g.num_gaussians) for _ in range(m.num_conv)

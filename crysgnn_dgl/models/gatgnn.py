@@ -18,9 +18,9 @@ from torch import nn
 
 from ..backend import dgl
 from ..config import GraphSettings, SettingsBase
-from ..graph.gaussian import GaussianExpansion
 from ..layers.agat import AGATConv
 from ..layers.composition import COMPOSITION_DIM, CompositionAttention, composition_fractions
+from .base import CrystalGraphModel
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class GATGNNSettings(SettingsBase):
         self._require_bool("extra_layers", "concat_comp", "classification")
 
 
-class GATGNN(nn.Module):
+class GATGNN(CrystalGraphModel):
     """Global-attention graph network on graphs from :func:`crysgnn_dgl.build_graph`.
 
     ``model(graph)`` returns ``(B,)`` predictions (``(B, num_classes)`` logits with
@@ -73,11 +73,9 @@ class GATGNN(nn.Module):
         settings: GATGNNSettings | None = None,
         graph_settings: GraphSettings | None = None,
     ):
-        super().__init__()
+        super().__init__(graph_settings)
         self.settings = settings or GATGNNSettings()
-        self.graph_settings = graph_settings or GraphSettings()
         s, width = self.settings, self.settings.neurons
-        self.edge_expansion = GaussianExpansion(self.graph_settings)
         self.embed_n = nn.Linear(s.atom_input_dim, width)
         self.embed_e = nn.Linear(self.graph_settings.num_gaussians, width)
         self.node_att = nn.ModuleList(
@@ -111,7 +109,7 @@ class GATGNN(nn.Module):
             composition = composition_fractions(graph, COMPOSITION_DIM).to(crystal.dtype)
             embedded = F.leaky_relu(self.embed_comp(composition), self.settings.negative_slope)
             crystal = torch.cat([crystal, embedded], dim=1)
-        if self.linear1 is not None:
+        if self.linear1 is not None and self.linear2 is not None:  # both or neither
             crystal = F.softplus(self.linear2(F.softplus(self.linear1(crystal))))
         out = self.out(crystal)
         return out if self.settings.classification else out.squeeze(-1)

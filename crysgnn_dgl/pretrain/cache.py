@@ -10,9 +10,11 @@ Layout of a cache folder::
 
 A shard holds, per crystal, ``num_atoms``, ``space_group`` (0..229), ``crystal_system``
 (0..6) and ``lattice``; per atom ``atomic_number``, ``frac_coords`` and the neighbour
-table (``neighbor`` local index, ``distance``, ``real``), from which the graph and the
-connectivity target (:func:`crysgnn_dgl.graph.connectivity_targets`) follow exactly. The
-N×N connectivity matrix is therefore not stored: it is a pure function of the table.
+table (``neighbor`` local index, ``distance``, periodic ``image`` as the smallest integer
+type that holds it, ``real``), from which the graph (:func:`crysgnn_dgl.graph.builder.
+graph_from_table`, as for any crystal) and the connectivity target
+(:func:`crysgnn_dgl.graph.connectivity_targets`) follow exactly. The N×N connectivity
+matrix is therefore not stored: it is a pure function of the table.
 
 Shards are built in parallel worker processes and written atomically; the ``.json``
 sidecar is written last and marks a shard complete, so an interrupted build resumes
@@ -37,15 +39,16 @@ from ..config import GraphSettings
 from ..graph.errors import StructureError
 from ..graph.labels import crystal_labels
 from ..graph.neighbors import neighbor_table
-from ..graph.structures import validate_structure
-from .sources import StructureSource, check_source, iterate_sources, to_pymatgen
+from ..graph.structures import to_structure, validate_structure
+from .sources import StructureSource, check_source, iterate_sources
 from .workers import worker_pool
 
 CACHE_FORMAT = "crysgnn_dgl.graph_cache"
-CACHE_VERSION = 1
+#: version 2: shards hold the neighbours' periodic ``image`` (version 1 caches must be rebuilt)
+CACHE_VERSION = 2
 SHARD_ARRAYS = (
     "num_atoms", "space_group", "crystal_system", "lattice",
-    "atomic_number", "frac_coords", "neighbor", "distance", "real",
+    "atomic_number", "frac_coords", "neighbor", "distance", "image", "real",
 )
 
 
@@ -53,6 +56,15 @@ def _write_json(path: Path, payload: Any) -> None:
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     temporary.write_text(json.dumps(payload, indent=1))
     os.replace(temporary, path)
+
+
+def _smallest_int(values: np.ndarray) -> np.ndarray:
+    """``values`` (integers) as the smallest signed integer type that holds them."""
+    for dtype in (np.int8, np.int16, np.int32):
+        limits = np.iinfo(dtype)
+        if values.size == 0 or (values.min() >= limits.min and values.max() <= limits.max):
+            return values.astype(dtype)
+    return values
 
 
 def shard_name(number: int) -> str:
@@ -69,7 +81,7 @@ def structure_fingerprint(formula: str, space_group: int, volume_per_atom: float
 
 def featurise(item: Any, structure_id: str, settings: GraphSettings) -> dict[str, Any]:
     """Neighbour table, labels and fingerprint of one crystal; raises StructureError."""
-    structure = to_pymatgen(item, structure_id)
+    structure = to_structure(item, structure_id)
     numbers = validate_structure(structure, structure_id)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -82,6 +94,7 @@ def featurise(item: Any, structure_id: str, settings: GraphSettings) -> dict[str
         "lattice": np.asarray(structure.lattice.matrix, dtype=np.float32),
         "neighbor": table.index.astype(np.int32),
         "distance": table.distance.astype(np.float32),
+        "image": table.image.astype(np.int64),
         "real": table.real,
         "space_group": labels.space_group,
         "crystal_system": labels.crystal_system,
@@ -107,7 +120,7 @@ def build_shard(
         ids.append(sid)
         fingerprints.append(crystals[-1].pop("fingerprint"))
     k = graph_settings.max_neighbors
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "num_atoms": np.asarray([len(c["atomic_number"]) for c in crystals], dtype=np.int32),
         "space_group": np.asarray([c["space_group"] for c in crystals], dtype=np.int16),
         "crystal_system": np.asarray([c["crystal_system"] for c in crystals], dtype=np.int8),
@@ -118,13 +131,16 @@ def build_shard(
         ("frac_coords", np.float32, (0, 3)),
         ("neighbor", np.int32, (0, k)),
         ("distance", np.float32, (0, k)),
+        ("image", np.int64, (0, k, 3)),
         ("real", bool, (0, k)),
     ):
         parts = [c[key] for c in crystals]
         arrays[key] = np.concatenate(parts).astype(dtype) if parts else np.zeros(shape, dtype)
+    arrays["image"] = _smallest_int(arrays["image"])
     root = Path(folder)
     temporary = root / f".{shard_name(number)}.tmp-{os.getpid()}.npz"
-    np.savez(temporary, **arrays)
+    # ignored arg-type: numpy's stub lets **kwargs fill allow_pickle: bool (no array is named so)
+    np.savez(temporary, **arrays)  # type: ignore[arg-type]
     os.replace(temporary, root / f"{shard_name(number)}.npz")
     summary = {
         "shard": number,

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
+from tqdm import tqdm
 
 from ..checkpoint import save_checkpoint
 
@@ -123,7 +128,7 @@ def read_history(folder: str | Path) -> list[dict[str, Any]]:
 
 class EpochPrinter(pl.Callback):
     """One line per epoch (duration, total and per-objective losses, accuracies) on rank 0,
-    for logs where a progress bar is off."""
+    on stdout (written around any progress bar)."""
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         import time
@@ -137,4 +142,18 @@ class EpochPrinter(pl.Callback):
             return
         metrics = epoch_metrics(trainer)
         shown = " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
-        print(f"epoch {trainer.current_epoch} ({time.time() - self._start:.0f} s, step {trainer.global_step}): {shown}", flush=True)
+        line = f"epoch {trainer.current_epoch} ({time.time() - self._start:.0f} s, step {trainer.global_step}): {shown}"
+        tqdm.write(line, file=sys.stdout)
+        sys.stdout.flush()
+
+
+class StderrProgressBar(TQDMProgressBar):
+    """Lightning's progress bars on stderr rather than stdout (which keeps the results)."""
+
+    def init_train_tqdm(self) -> Tqdm:
+        with contextlib.redirect_stdout(sys.stderr):
+            return super().init_train_tqdm()
+
+    def init_validation_tqdm(self) -> Tqdm:
+        with contextlib.redirect_stdout(sys.stderr):
+            return super().init_validation_tqdm()

@@ -21,7 +21,9 @@ from torch.utils.data import Dataset, Sampler
 from ..backend import dgl
 from ..config import GraphSettings
 from ..graph.atom_features import atom_feature_table
-from .cache import CACHE_FORMAT, SHARD_ARRAYS
+from ..graph.builder import graph_from_table
+from ..graph.neighbors import NeighborTable
+from .cache import CACHE_FORMAT, CACHE_VERSION, SHARD_ARRAYS
 
 Record = dict[str, Any]
 
@@ -42,6 +44,11 @@ class GraphCache(Dataset):
         index = json.loads(index_path.read_text())
         if index.get("format") != CACHE_FORMAT:
             raise ValueError(f"{index_path}: not a crysgnn_dgl graph cache")
+        if index.get("format_version") != CACHE_VERSION:
+            raise ValueError(
+                f"{index_path}: graph cache format version {index.get('format_version')}, this version reads "
+                f"{CACHE_VERSION} (its shards hold the neighbours' periodic images); rebuild the cache in a new folder"
+            )
         self.graph_settings = GraphSettings.from_dict(index["graph_settings"])
         self.shard_files = [entry["file"] for entry in index["shards"]]
         kept = []
@@ -88,7 +95,7 @@ class GraphCache(Dataset):
         shard, row = self.locate(int(position))
         arrays = self._shard(shard)
         start, stop = arrays["atom_start"][row], arrays["atom_start"][row + 1]
-        record = {key: arrays[key][start:stop] for key in ("atomic_number", "frac_coords", "neighbor", "distance", "real")}
+        record: Record = {key: arrays[key][start:stop] for key in ("atomic_number", "frac_coords", "neighbor", "distance", "image", "real")}
         for key in ("space_group", "crystal_system", "lattice"):
             record[key] = arrays[key][row]
         record["position"] = int(position)
@@ -198,25 +205,29 @@ def _rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]
 
 
 def collate_records(records: list[Record], settings: GraphSettings | None = None) -> tuple[dgl.DGLGraph, dict[str, torch.Tensor]]:
-    """One batched graph (as :func:`crysgnn_dgl.build_graph` would build each crystal) and
-    the batch's graph-level labels ``space_group``, ``crystal_system`` and ``position``."""
+    """One batched graph, made by the builder's :func:`~crysgnn_dgl.graph.builder.graph_from_table`
+    (as :func:`crysgnn_dgl.build_graph` builds each crystal), and the batch's graph-level
+    labels ``space_group``, ``crystal_system`` and ``position``."""
     settings = settings or GraphSettings()
     sizes = np.asarray([len(r["atomic_number"]) for r in records], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    neighbor = np.concatenate([r["neighbor"] + o for r, o in zip(records, offsets)]).astype(np.int64)
-    distance = np.concatenate([r["distance"] for r in records])
-    real = np.concatenate([r["real"] for r in records])
-    total, k = neighbor.shape
-    dst = np.repeat(np.arange(total, dtype=np.int64), k)
-    keep = np.ones(total * k, dtype=bool) if settings.pad else real.ravel()
-    graph = dgl.graph((torch.from_numpy(neighbor.ravel()[keep]), torch.from_numpy(dst[keep])), num_nodes=total)
+    table = NeighborTable(
+        index=np.concatenate([r["neighbor"] + o for r, o in zip(records, offsets)]).astype(np.int64),
+        distance=np.concatenate([r["distance"] for r in records]),
+        image=np.concatenate([r["image"] for r in records]),
+        real=np.concatenate([r["real"] for r in records]),
+    )
     numbers = np.concatenate([r["atomic_number"] for r in records]).astype(np.int64)
-    graph.ndata["atomic_number"] = torch.from_numpy(numbers)
-    graph.ndata["atom_features"] = torch.from_numpy(atom_feature_table()[numbers])
-    graph.ndata["frac_coords"] = torch.from_numpy(np.concatenate([r["frac_coords"] for r in records]))
-    graph.edata["distance"] = torch.from_numpy(distance.ravel()[keep])
-    graph.edata["padding"] = torch.from_numpy(~real.ravel()[keep])
+    graph = graph_from_table(
+        table,
+        atom_feature_table()[numbers],
+        np.concatenate([r["frac_coords"] for r in records]),
+        np.repeat(np.stack([r["lattice"] for r in records]), sizes, axis=0),
+        settings.pad,
+        numbers,
+    )
     graph.set_batch_num_nodes(torch.from_numpy(sizes))
+    k = table.index.shape[1]
     edges_per_graph = (
         sizes * k if settings.pad else np.asarray([r["real"].sum() for r in records], dtype=np.int64)
     )

@@ -1,4 +1,4 @@
-"""Lightning module that pre-trains a :class:`CrysGNN` on the four objectives."""
+"""Lightning module that pre-trains a :class:`CrysGNN` on the switched-on objectives."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 from ..backend import dgl
 from ..config import GraphSettings, ModelSettings
 from ..models.crysgnn import CrysGNN
+from .heads import PretrainHeads
 from .objectives import ObjectiveSettings, pretraining_losses
 from .settings import OptimizerSettings
 
@@ -20,8 +21,10 @@ class PretrainModule(pl.LightningModule):
 
     Logged per step/epoch: ``train/<objective>``, ``train/total``, and at each epoch end
     ``val/<objective>``, ``val/total``, ``val/space_group_accuracy``,
-    ``val/crystal_system_accuracy``. Everything random in a step (pair sub-sampling)
-    is seeded by ``(seed, epoch, batch)``, so resumed runs repeat uninterrupted ones.
+    ``val/crystal_system_accuracy``. Everything random in a step (pair sub-sampling,
+    denoising noise, MMPT masks) is seeded by ``(seed, epoch, batch)``, so resumed runs
+    repeat uninterrupted ones. The heads of the denoising and MMPT objectives are
+    ``heads`` (absent unless switched on); the optimiser trains them with the model.
     """
 
     def __init__(
@@ -34,10 +37,11 @@ class PretrainModule(pl.LightningModule):
     ):
         super().__init__()
         self.save_hyperparameters()
-        self.model = CrysGNN(
-            ModelSettings.from_dict(model_settings or {}), GraphSettings.from_dict(graph_settings or {})
-        )
+        model_config = ModelSettings.from_dict(model_settings or {})
+        graph_config = GraphSettings.from_dict(graph_settings or {})
+        self.model = CrysGNN(model_config, graph_config)
         self.objectives = ObjectiveSettings.from_dict(objective_settings or {})
+        self.heads = PretrainHeads(self.objectives, model_config, graph_config)
         self.optimizer_settings = OptimizerSettings.from_dict(optimizer_settings or {})
         self.seed = seed
         self.skipped_batches = 0
@@ -54,7 +58,7 @@ class PretrainModule(pl.LightningModule):
     def _step(self, batch: tuple[dgl.DGLGraph, dict[str, torch.Tensor]], batch_idx: int, stage: str) -> torch.Tensor:
         graph, labels = batch
         generator = self._generator(batch_idx, 0 if stage == "train" else 1)
-        losses = pretraining_losses(self.model, graph, labels, self.objectives, generator)
+        losses = pretraining_losses(self.model, graph, labels, self.objectives, generator, self.heads)
         batch_size = int(labels["space_group"].numel())
         on_step = stage == "train"
         for name, value in losses.items():
@@ -84,7 +88,7 @@ class PretrainModule(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         o = self.optimizer_settings
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=o.learning_rate, weight_decay=o.weight_decay)
+        optimizer = torch.optim.Adam(self.parameters(), lr=o.learning_rate, weight_decay=o.weight_decay)
         if o.schedule == "constant":
             return optimizer
         if o.schedule != "cosine":

@@ -1,4 +1,6 @@
-"""The four CrysGNN pre-training objectives and their weighted sum.
+"""The pre-training objectives and their weighted sum.
+
+The four CrysGNN objectives:
 
 * feature reconstruction: BCE-with-logits of the 92-d atom features from node embeddings;
 * connectivity reconstruction: class-weighted NLL of the neighbour-slot count class of
@@ -6,6 +8,9 @@
 * space-group classification: NLL over 230 classes from the pooled graph vector;
 * NT-Xent over crystal systems: supervised NT-Xent on graph vectors (temperature 0.07),
   crystals of the same crystal system being positives.
+
+and, off by default, CDSSL denoising (:mod:`.denoising`) and the MMPT terms (:mod:`.mmpt`),
+whose trainable parts are a :class:`~crysgnn_dgl.pretrain.heads.PretrainHeads`.
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ import torch.nn.functional as F
 from ..backend import dgl
 from ..graph.labels import connectivity_targets, pair_index
 from ..models.crysgnn import CrysGNN
-from .settings import ObjectiveSettings
+from .denoising import denoising_loss
+from .heads import PretrainHeads
+from .mmpt import mmpt_losses
+from .settings import CRYSGNN_OBJECTIVES, MMPT_OBJECTIVES, ObjectiveSettings
 
-OBJECTIVES = ("feature", "connectivity", "space_group", "contrastive")
+OBJECTIVES = CRYSGNN_OBJECTIVES
 
 # first space-group number of each crystal system (triclinic ... cubic), 1-based
 _SYSTEM_FIRST_GROUP = (1, 3, 16, 75, 143, 168, 195)
@@ -82,10 +90,16 @@ def pretraining_losses(
     labels: dict[str, torch.Tensor],
     settings: ObjectiveSettings,
     generator: torch.Generator | None = None,
+    heads: PretrainHeads | None = None,
 ) -> dict[str, torch.Tensor]:
     """Per-objective losses of one batch (only the switched-on ones), ``total`` (the
     weighted sum) and, detached, ``space_group_accuracy`` and ``crystal_system_accuracy``
-    (the crystal system implied by the predicted space group)."""
+    (the crystal system implied by the predicted space group), plus
+    ``mmpt_atom_type_accuracy`` when MMPT reconstructs atom types.
+
+    The denoising and MMPT objectives need ``heads`` built for the same ``settings``.
+    ``generator`` draws pair sub-samples, denoising noise and MMPT masks, in that order.
+    """
     output = model(graph, with_connectivity=False)
     losses: dict[str, torch.Tensor] = {}
     if settings.feature_weight:
@@ -98,9 +112,20 @@ def pretraining_losses(
         losses["space_group"] = F.nll_loss(output.space_group_log_probs.float(), labels["space_group"])
     if settings.contrastive_weight:
         losses["contrastive"] = nt_xent_loss(output.contrastive, labels["crystal_system"], settings.temperature)
-    if not losses:
+    if settings.denoising_weight:
+        if heads is None or heads.denoising is None:
+            raise _missing_head("denoising")
+        losses["denoising"] = denoising_loss(model, heads.denoising, graph, settings.denoising_sigma, generator)
+    if settings.switched_on(MMPT_OBJECTIVES):
+        if heads is None or heads.mmpt is None:
+            raise _missing_head("MMPT")
+        losses.update(mmpt_losses(
+            heads.mmpt, graph, output.node_embedding, output.graph_embedding, settings, generator
+        ))
+    switched_on = settings.switched_on()
+    if not switched_on:
         raise ValueError("every pre-training objective is switched off (all weights are 0)")
-    total = sum(settings.weight(name) * value for name, value in losses.items())
+    total = torch.stack([settings.weight(name) * losses[name] for name in switched_on]).sum()
     with torch.no_grad():
         predicted = output.space_group_log_probs.argmax(dim=1)
         losses["space_group_accuracy"] = (predicted == labels["space_group"]).float().mean()
@@ -109,3 +134,10 @@ def pretraining_losses(
         ).float().mean()
     losses["total"] = total
     return losses
+
+
+def _missing_head(objective: str) -> ValueError:
+    return ValueError(
+        f"the {objective} objective is switched on but has no head: pass "
+        "heads=PretrainHeads(settings, ...) built with the same objective settings"
+    )

@@ -28,12 +28,14 @@ def run_pretraining(
     dedupe: bool = True,
     cache_only: bool = False,
     progress: bool = True,
+    verbose: bool = False,
 ) -> tuple[CacheReport, PretrainResult | None]:
     """Build (or finish) the graph cache of ``sources`` and pre-train on it.
 
     The cache goes to ``cache_folder`` (default ``<output_folder>/cache``); both steps
     resume where an interrupted call stopped. Inputs that yield no crystal at all are an
-    error (``ValueError`` naming them), not an empty run.
+    error (``ValueError`` naming them), not an empty run. ``progress`` shows progress bars
+    (training's only when stderr is a terminal); ``verbose`` prints a line per epoch.
     """
     output = Path(output_folder)
     cache = Path(cache_folder) if cache_folder is not None else output / "cache"
@@ -60,7 +62,7 @@ def run_pretraining(
         return report, None
     result = pretrain(
         cache, output, model_settings, objectives, optimizer, training,
-        progress_bar=progress and sys.stderr.isatty(),
+        progress_bar=progress and sys.stderr.isatty(), verbose=verbose,
     )
     return report, result
 

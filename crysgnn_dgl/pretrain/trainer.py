@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..config import ModelSettings
-from .callbacks import LIGHTNING_STATE, EpochCheckpoint, EpochPrinter, epoch_metrics
+from .callbacks import LIGHTNING_STATE, EpochCheckpoint, EpochPrinter, StderrProgressBar, epoch_metrics
 from .dataset import CacheCollate, GraphCache, ShardBatchSampler
 from .module import PretrainModule
 from .recovery import complete_interrupted_epoch
@@ -45,7 +45,7 @@ def make_loaders(cache: GraphCache, training: PretrainSettings) -> tuple[DataLoa
     """Streaming train / validation loaders over a cache (seeded split)."""
     train_positions, val_positions = cache.split(training.validation_fraction, training.seed)
     collate = CacheCollate(cache.graph_settings)
-    common = {"collate_fn": collate, "num_workers": training.num_workers}
+    common: dict[str, Any] = {"collate_fn": collate, "num_workers": training.num_workers}
     train = DataLoader(
         cache,
         batch_sampler=ShardBatchSampler(
@@ -67,6 +67,13 @@ def make_loaders(cache: GraphCache, training: PretrainSettings) -> tuple[DataLoa
     return train, val
 
 
+def _crystals(loader: DataLoader) -> int:
+    """Crystals a loader of :func:`make_loaders` visits per epoch."""
+    sampler = loader.batch_sampler
+    assert isinstance(sampler, ShardBatchSampler)  # make_loaders builds every loader with one
+    return len(sampler.positions)
+
+
 def _loggers(folder: Path) -> list[Any]:
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
@@ -85,6 +92,7 @@ def pretrain(
     training: PretrainSettings | None = None,
     resume: bool = True,
     progress_bar: bool = True,
+    verbose: bool = False,
     extra_callbacks: list[pl.Callback] | None = None,
 ) -> PretrainResult:
     """Pre-train CrysGNN on a graph cache; resumes from ``output_folder`` when it holds a run.
@@ -92,7 +100,8 @@ def pretrain(
     Writes ``checkpoints/epoch_XXX.pt``, ``last.pt``, ``best.pt`` (crysgnn_dgl format),
     ``lightning_last.ckpt`` (resume state), ``history.jsonl`` and Lightning logs. On
     resume, files of the last finished epoch that a kill prevented are written first.
-    A cache without crystals, or without training crystals, is refused.
+    A cache without crystals, or without training crystals, is refused. ``progress_bar``
+    shows Lightning's progress bar on stderr; ``verbose`` prints a line per epoch.
     """
     model_settings = model_settings or ModelSettings()
     objectives = objectives or ObjectiveSettings()
@@ -105,14 +114,14 @@ def pretrain(
     pl.seed_everything(training.seed, workers=True, verbose=False)
 
     loaded = training.max_loaded_shards or training.shuffle_window + 1
-    cache = GraphCache(cache_folder, max_loaded_shards=loaded)
+    cache = GraphCache(Path(cache_folder), max_loaded_shards=loaded)
     if len(cache) == 0:
         raise ValueError(
             f"graph cache {cache.folder} holds no crystals: every input was skipped or none was "
             f"found (reasons in {cache.folder / 'report.tsv'}); check the inputs"
         )
     train_loader, val_loader = make_loaders(cache, training)
-    if len(train_loader.batch_sampler.positions) == 0:
+    if _crystals(train_loader) == 0:
         raise ValueError(
             f"all {len(cache)} crystal(s) of {cache.folder} went to validation "
             f"(validation_fraction {training.validation_fraction}); lower it or add crystals"
@@ -126,8 +135,8 @@ def pretrain(
     )
     run_settings = {
         "cache": str(Path(cache_folder).resolve()),
-        "num_train_crystals": int(len(train_loader.batch_sampler.positions)),
-        "num_val_crystals": int(len(val_loader.batch_sampler.positions)) if val_loader else 0,
+        "num_train_crystals": _crystals(train_loader),
+        "num_val_crystals": _crystals(val_loader) if val_loader else 0,
         "objectives": objectives.to_dict(),
         "optimizer": optimizer.to_dict(),
         "run": training.to_dict(),
@@ -140,9 +149,15 @@ def pretrain(
         devices=training.devices,
         strategy=training.strategy,
         num_nodes=training.num_nodes,
-        precision=_precision(training),
+        # ignored arg-type: a user's string, which Lightning checks against its literal choices
+        precision=_precision(training),  # type: ignore[arg-type]
         logger=_loggers(folder),
-        callbacks=[checkpointer, *([] if progress_bar else [EpochPrinter()]), *(extra_callbacks or [])],
+        callbacks=[
+            checkpointer,
+            *([StderrProgressBar()] if progress_bar else []),
+            *([EpochPrinter()] if verbose else []),
+            *(extra_callbacks or []),
+        ],
         enable_checkpointing=False,
         use_distributed_sampler=False,
         log_every_n_steps=training.log_every_n_steps,

@@ -13,12 +13,15 @@ import os
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..matgl_dgl import import_matgl
 from .protocol import Crystals, StructureTeacher, freeze, stay_in_eval
+
+if TYPE_CHECKING:
+    from matgl.models import M3GNet
 
 DEFAULT_WEIGHTS = "M3GNet-MP-2021.2.8-PES"
 DEFAULT_BLOCK = "gc_1"
@@ -30,7 +33,7 @@ def bundled_weights() -> Path:
     return Path(str(resources.files("crysgnn_dgl").joinpath("data", "m3gnet", DEFAULT_WEIGHTS)))
 
 
-def read_m3gnet(folder: str | os.PathLike) -> torch.nn.Module:
+def read_m3gnet(folder: str | os.PathLike) -> M3GNet:
     """matgl's DGL ``M3GNet`` from a matgl model folder (``model.json`` + ``state.pt``),
     weights loaded with ``weights_only=True`` (no pickled code runs)."""
     folder = Path(folder)
@@ -61,7 +64,7 @@ class M3GNetTeacher(StructureTeacher):
     never a submodule of the student; evaluation mode that ``train()`` cannot undo; no
     gradients)."""
 
-    def __init__(self, model: torch.nn.Module, block: str = DEFAULT_BLOCK, source: str = ""):
+    def __init__(self, model: M3GNet, block: str = DEFAULT_BLOCK, source: str = ""):
         self._blocks = _block_number(block, model.n_blocks)
         self._model = freeze(model)
         self.block = block
@@ -138,7 +141,7 @@ class M3GNetTeacher(StructureTeacher):
 
 
 @lru_cache(maxsize=4)
-def _read_cached(folder: str) -> torch.nn.Module:
+def _read_cached(folder: str) -> M3GNet:
     return read_m3gnet(folder)
 
 

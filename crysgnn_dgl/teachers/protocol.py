@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
     from ..distill.keys import KeyField
     from ..distill.targets import CrystalBatch
+
+_Module = TypeVar("_Module", bound=nn.Module)
+_Teacher = TypeVar("_Teacher", bound="StructureTeacher")
 
 
 @runtime_checkable
@@ -124,7 +127,7 @@ class StructureTeacher:
         """Where the frozen module a subclass keeps in ``_model`` runs."""
         return next(self._model.parameters()).device  # type: ignore[attr-defined]
 
-    def to(self, device: str | torch.device) -> StructureTeacher:
+    def to(self: _Teacher, device: str | torch.device) -> _Teacher:
         """Move the frozen module a subclass keeps in ``_model``."""
         self._model.to(device)  # type: ignore[attr-defined]
         return self
@@ -134,22 +137,22 @@ class StructureTeacher:
     def training(self) -> bool:
         return False
 
-    def train(self, mode: bool = True) -> StructureTeacher:
+    def train(self: _Teacher, mode: bool = True) -> _Teacher:
         """Ignored: the teacher always stays in evaluation mode."""
         return self
 
-    def eval(self) -> StructureTeacher:
+    def eval(self: _Teacher) -> _Teacher:
         return self
 
 
-def stay_in_eval(module: nn.Module, mode: bool = True) -> nn.Module:
+def stay_in_eval(module: _Module, mode: bool = True) -> _Module:
     """Replacement for ``nn.Module.train`` on a frozen model: always evaluation mode."""
     for child in module.modules():
         child.training = False
     return module
 
 
-def freeze(module: nn.Module) -> nn.Module:
+def freeze(module: _Module) -> _Module:
     """``module`` with every parameter frozen, in evaluation mode, and a ``train()`` that
     keeps it there (also when called recursively by a parent or by Lightning)."""
     for parameter in module.parameters():

@@ -8,15 +8,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
 from ..backend import dgl
 from ..config import GraphSettings
 from ..graph.builder import build_graphs
-from ..graph.errors import StructureError
-from ..graph.io import read_cif_table
+from ..graph.io import read_labelled_table
 
 
 class CrystalGraphDataset(Dataset):
@@ -63,18 +61,19 @@ class CrystalGraphDataset(Dataset):
         cls,
         path: str | Path,
         target_column: str,
-        cif_column: str = "cif",
+        cif_column: str | None = None,
         id_column: str | None = None,
         limit: int | None = None,
         graph_settings: GraphSettings | None = None,
     ) -> CrystalGraphDataset:
-        """Dataset from a CSV (optionally ``.xz``) with a CIF column and a target column."""
-        rows = list(read_cif_table(path, cif_column=cif_column, id_column=id_column, limit=limit))
-        frame = pd.read_csv(path, nrows=limit)
-        if target_column not in frame.columns:
-            raise StructureError(str(path), f"no target column {target_column!r}; columns are {list(frame.columns)}")
-        targets = pd.to_numeric(frame[target_column], errors="coerce").to_numpy(dtype=float)
-        return cls([cif for _, cif in rows], targets, ids=[sid for sid, _ in rows], graph_settings=graph_settings)
+        """Dataset from a table (:func:`~crysgnn_dgl.graph.io.read_labelled_table`: CSV
+        with a CIF column, or JSON of pymatgen dicts; ``cif_column`` defaults to ``cif`` /
+        ``structure``) and a target column; rows whose target is not a number are listed
+        in :attr:`skipped` first."""
+        table = read_labelled_table(path, target_column, cif_column, id_column, limit)
+        dataset = cls(table.structures, table.targets, ids=table.ids, graph_settings=graph_settings)
+        dataset.skipped[:0] = table.skipped
+        return dataset
 
     def __len__(self) -> int:
         return len(self.graphs)

@@ -82,7 +82,7 @@ def fit_and_test(
     from ..distill import attach_teacher
 
     hook = attach_teacher(model, teacher, delta=delta) if teacher is not None else None
-    state: dict[str, float | None] = {}
+    state: dict[str, Any] = {}  # "best_epoch": int, "kd_mean": float | None
 
     def run() -> tuple[torch.Tensor, torch.Tensor]:
         state["best_epoch"] = fit()

@@ -1,6 +1,6 @@
 """A plain PyTorch training loop for crystal property predictors (CGCNN ``main.py`` style).
 
-MSE on normalised targets, validation MAE after each epoch, a learning-rate schedule
+MSE (or L1 / Huber) on normalised targets, validation MAE after each epoch, a learning-rate schedule
 (step milestones, reduce-on-plateau or cosine), optional early stopping on validation
 MAE, the best-validation weights restored for the final test. The loop only calls
 ``model(graph)``, ``loss.backward()`` and ``optimizer.step()``; anything attached to the
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import nn
@@ -23,6 +23,10 @@ from torch.utils.data import DataLoader, Dataset
 from ..config import SettingsBase
 from .dataset import collate_graphs
 from .normalizer import TargetNormalizer
+
+
+#: supervised losses of :attr:`TrainingSettings.loss`, on normalised targets
+LOSSES: dict[str, type[nn.Module]] = {"mse": nn.MSELoss, "l1": nn.L1Loss, "huber": nn.HuberLoss}
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,8 @@ class TrainingSettings(SettingsBase):
         early_stopping: stop after this many epochs without a better validation MAE
             (``None``: train all ``epochs``).
         seed: seed of the shuffling order (the model's initial weights are the caller's).
+        loss: supervised loss on normalised targets: ``"mse"``, ``"l1"`` (robust to
+            heavy-tailed targets) or ``"huber"`` (quadratic below 1 standard deviation).
     """
 
     epochs: int = 30
@@ -58,6 +64,7 @@ class TrainingSettings(SettingsBase):
     min_lr: float = 1e-5
     early_stopping: int | None = None
     seed: int = 0
+    loss: Literal["mse", "l1", "huber"] = "mse"
 
     def validate(self) -> None:
         self._require_int("epochs", "batch_size", least=1)
@@ -157,11 +164,12 @@ def train_predictor(
     """
     settings = settings or TrainingSettings()
     if normalizer is None:
-        normalizer = TargetNormalizer(torch.stack([train_set[i][1] for i in range(len(train_set))]))
+        # map-style datasets have a length (torch's Dataset type does not declare __len__)
+        normalizer = TargetNormalizer(torch.stack([train_set[i][1] for i in range(len(cast(Sized, train_set)))]))
     device = _device(model)
     optimizer = _optimizer(model, settings)
     scheduler = _scheduler(optimizer, settings)
-    criterion = nn.MSELoss()
+    criterion = LOSSES[settings.loss]()
     result = TrainingResult()
     best_state, start, stale = None, time.perf_counter(), 0
     for epoch in range(1, settings.epochs + 1):
@@ -182,7 +190,7 @@ def train_predictor(
             count += len(target)
         record = {"epoch": epoch, "train_loss": total_loss / count, "train_mae": total_abs / count,
                   "lr": optimizer.param_groups[0]["lr"]}
-        if val_set is not None and len(val_set):
+        if val_set is not None and len(cast(Sized, val_set)):
             predictions, targets = predict(model, val_set, normalizer, collate=collate)
             record["val_mae"] = float((predictions - targets).abs().mean())
             stale += 1

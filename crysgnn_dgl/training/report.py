@@ -43,10 +43,14 @@ def write_parity_plot(
     comparison: Comparison, model_name: str, target: str, out: Path, print_fn: Callable[[str], None] = print
 ) -> Path:
     """Write ``<out>/<model>_parity.png`` (test predictions of both runs) and print its path."""
+    panels = []
+    for label, result in ((f"{model_name} vanilla", comparison.vanilla),
+                          (f"{model_name} + CrysGNN distillation", comparison.distilled)):
+        if result.test_predictions is None or result.test_targets is None:
+            raise ValueError(f"{label}: the run kept no test predictions to plot")
+        panels.append((label, result.test_predictions, result.test_targets))
     png = parity_plot(
-        [(f"{model_name} vanilla", comparison.vanilla.test_predictions, comparison.vanilla.test_targets),
-         (f"{model_name} + CrysGNN distillation", comparison.distilled.test_predictions,
-          comparison.distilled.test_targets)],
+        panels,
         Path(out) / f"{model_name.lower()}_parity.png",
         quantity=QUANTITY_LABELS.get(target, target.replace("_", " ")),
     )

@@ -1,6 +1,6 @@
 """Labelled crystals for experiments trained by a predictor library's own loop: rows of a
-table chosen by a seeded random split or by an official split file, parsed to pymatgen
-structures (unreadable rows skipped and listed)."""
+table (read by :mod:`crysgnn_dgl.graph.io`) chosen by a seeded random split or by an
+official split file, parsed to pymatgen structures (unreadable rows skipped and listed)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 
+from ..graph.errors import StructureError
+from ..graph.io import read_labelled_table, read_structure_table
+from ..graph.structures import to_structure
 from .options import ExternalOptions
 from .splits import Split, split_indices
 
@@ -47,33 +49,31 @@ def read_split(path: Path) -> dict[str, dict[str, float]]:
 
 
 def select_structures(options: ExternalOptions) -> LabelledStructures:
-    """Read the table, choose train/val/test rows, parse only their CIFs (unreadable ones
-    are skipped and listed; the part is refilled from the following rows).
+    """Read the table, choose train/val/test rows, parse only their structures (unreadable
+    ones are skipped and listed; the part is refilled from the following rows).
 
     Uses ``options.table``, ``target``, ``split_json`` (or ``split_seed``) and the sizes
     ``train_size``, ``val_size``, ``test_size``.
     """
-    from pymatgen.core import Structure
-
     path = options.table
-    frame = pd.read_csv(path)
-    for column in ("cif", options.target) if options.split_json is None else ("cif", "material_id"):
-        if column not in frame.columns:
-            raise ValueError(f"{path}: no column {column!r}; columns are {list(frame.columns)}")
-    ids = frame["material_id"].astype(str).tolist() if "material_id" in frame.columns else [f"row {i}" for i in range(len(frame))]
     sizes = {"train": options.train_size, "val": options.val_size, "test": options.test_size}
+    skipped: list[tuple[str, str]] = []
     if options.split_json is not None:
+        table = read_structure_table(path, id_column="material_id")
         official = read_split(options.split_json)
-        row_of = {sid: i for i, sid in enumerate(ids)}
+        row_of = {sid: i for i, sid in enumerate(table.ids)}
         candidates = {part: [(row_of[sid], value) for sid, value in values.items() if sid in row_of]
                       for part, values in official.items()}
         source = f"{path} with the split of {options.split_json}"
     else:
-        values = pd.to_numeric(frame[options.target], errors="coerce").to_numpy(dtype=float)
-        split = split_indices(len(frame), 0.1, 0.1, options.split_seed)
-        candidates = {part: [(i, values[i]) for i in getattr(split, part)] for part in ("train", "val", "test")}
+        table = labelled = read_labelled_table(path, options.target)
+        skipped.extend(labelled.skipped)
+        split = split_indices(len(table.ids), 0.1, 0.1, options.split_seed)
+        candidates = {part: [(i, labelled.targets[i]) for i in getattr(split, part)] for part in ("train", "val", "test")}
         source = f"{path} [{options.target}], random split (seed {options.split_seed})"
-    structures, targets, chosen_ids, skipped = [], [], [], []
+    structures: list[Any] = []
+    targets: list[float] = []
+    chosen_ids: list[str] = []
     parts: dict[str, list[int]] = {}
     for part in ("train", "val", "test"):
         parts[part] = []
@@ -81,17 +81,17 @@ def select_structures(options: ExternalOptions) -> LabelledStructures:
             if len(parts[part]) >= sizes[part]:
                 break
             if not math.isfinite(value):
-                skipped.append((ids[row], f"target is not a finite number ({value})"))
+                skipped.append((table.ids[row], f"target is not a finite number ({value})"))
                 continue
             try:
-                structure = Structure.from_str(frame["cif"].iloc[row], fmt="cif")
-            except Exception as error:  # noqa: BLE001 - any unreadable CIF is skipped and reported
-                skipped.append((ids[row], f"unreadable CIF: {error}"))
+                structure = to_structure(table.structures[row], table.ids[row])
+            except StructureError as error:  # an unreadable structure is skipped and reported
+                skipped.append((table.ids[row], error.reason))
                 continue
             parts[part].append(len(structures))
             structures.append(structure)
             targets.append(value)
-            chosen_ids.append(ids[row])
+            chosen_ids.append(table.ids[row])
         if not parts[part] and part != "val":
             raise ValueError(f"{source}: no usable crystals for the {part} part")
     split = Split(train=parts["train"], val=parts["val"], test=parts["test"])

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Issue 9: which teacher, and which of M3GNet's blocks, distils best — chosen on VALIDATION
+# gain (benchmarks/select_recipe.py reads the same store), CGCNN at 1,000 crystals, 5 paired
+# seeds, λ = 10 (the weight validation chose for M3GNet on perov5). Shares the main store, so
+# the vanilla runs of bench_main.sh stage 3 are the reference and are not rerun.
+# Usage: bash benchmarks/bench_teachers.sh [JOBS] [STAGE...]   (stages: blocks chgnet)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JOBS=${1:-2}
+shift || true
+STAGES=${*:-blocks chgnet}
+OUT=${OUT:-benchmarks/results/bench/main}
+B="crysgnn-dgl bench --jobs $JOBS --out $OUT --report-all --train-sizes 1000 --seeds 5 --kd-weights 10"
+for STAGE in $STAGES; do
+  case $STAGE in
+    blocks) for TASK in perov5 log_kvrh; do
+              for BLOCK in gc_2 gc_3; do $B --task $TASK --modes distilled --teacher m3gnet:$BLOCK; done
+            done ;;
+    chgnet) for TASK in perov5 log_kvrh; do $B --task $TASK --modes distilled,shuffled-teacher --teacher chgnet; done ;;
+    *)      echo "unknown stage $STAGE" >&2; exit 2 ;;
+  esac
+done
