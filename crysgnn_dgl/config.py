@@ -118,28 +118,26 @@ class SettingsBase:
 
 @dataclass(frozen=True)
 class GraphSettings(SettingsBase):
-    """How a crystal becomes a CrysGNN graph (the released CrysGNN's featurisation).
-
-    Attributes:
-        radius: neighbour search radius in Å, periodic images included.
-        max_neighbors: neighbours kept per atom, nearest first.
-        pad: pad atoms with fewer than ``max_neighbors`` neighbours with edges from
-            atom 0 at distance ``radius + 1`` (the reference behaviour).
-        gaussian_start, gaussian_stop, gaussian_step: centres of the Gaussian distance
-            expansion (inclusive grid).
-        gaussian_width: width ``σ`` in ``exp(-(d - μ)² / σ²)``.
-        tie_decimals: distances are compared at this many decimals when ordering
-            neighbours, so that equal distances tie deterministically.
-    """
+    """How a crystal becomes a CrysGNN graph (the released CrysGNN's featurisation)."""
 
     radius: float = 8.0
+    """Neighbour search radius in Å, periodic images included."""
     max_neighbors: int = 12
+    """Neighbours kept per atom, nearest first."""
     pad: bool = True
+    """Pad atoms with fewer than ``max_neighbors`` neighbours with edges from atom 0 at
+    distance ``radius + 1`` (the reference behaviour)."""
     gaussian_start: float = 0.0
+    """First centre of the Gaussian distance expansion (inclusive grid)."""
     gaussian_stop: float = 8.0
+    """Last centre of the Gaussian distance expansion (inclusive)."""
     gaussian_step: float = 0.2
+    """Spacing of the Gaussian centres."""
     gaussian_width: float = 0.2
+    """Width ``σ`` in ``exp(-(d - μ)² / σ²)``."""
     tie_decimals: int = 6
+    """Distances are compared at this many decimals when ordering neighbours, so that
+    equal distances tie deterministically."""
 
     def validate(self) -> None:
         self._require_number("radius", "gaussian_step", "gaussian_width", low=0.0, low_open=True)
@@ -161,24 +159,22 @@ class GraphSettings(SettingsBase):
 
 @dataclass(frozen=True)
 class ModelSettings(SettingsBase):
-    """CrysGNN architecture.
-
-    Attributes:
-        atom_input_dim: width of the atom feature table (92 for CGCNN features).
-        hidden_dim: width of the atom embeddings (64 in the release).
-        num_conv: number of CGCNN convolution layers.
-        num_connectivity_classes: classes of the connectivity target (0..5).
-        num_space_groups: classes of the space-group head.
-        contrastive_projection: add a linear projection before NT-Xent; the released
-            model applies NT-Xent to the pooled graph vector directly (``False``).
-    """
+    """CrysGNN architecture."""
 
     atom_input_dim: int = 92
+    """Width of the atom feature table (92 for CGCNN features)."""
     hidden_dim: int = 64
+    """Width of the atom embeddings (64 in the release)."""
     num_conv: int = 5
+    """Number of CGCNN convolution layers (5 in the release); the last one's output,
+    L2-normalised, is the per-atom embedding a student distils."""
     num_connectivity_classes: int = 6
+    """Classes of the connectivity target (0..5)."""
     num_space_groups: int = 230
+    """Classes of the space-group head."""
     contrastive_projection: bool = False
+    """Add a linear projection before NT-Xent; the released model applies NT-Xent to the
+    pooled graph vector directly (``False``)."""
 
     def validate(self) -> None:
         self._require_int("atom_input_dim", "hidden_dim", "num_conv", least=1)

@@ -62,11 +62,7 @@ class CGCNN(CrystalGraphModel):
     ``model.convs[-1]``.
     """
 
-    def __init__(
-        self,
-        settings: CGCNNSettings | None = None,
-        graph_settings: GraphSettings | None = None,
-    ):
+    def __init__(self, settings: CGCNNSettings | None = None, graph_settings: GraphSettings | None = None):
         super().__init__(graph_settings)
         self.settings = settings or CGCNNSettings()
         s = self.settings

@@ -43,11 +43,7 @@ class CrysGNN(CrystalGraphModel):
     Graphs come from :func:`crysgnn_dgl.build_graph` with the same ``graph_settings``.
     """
 
-    def __init__(
-        self,
-        model_settings: ModelSettings | None = None,
-        graph_settings: GraphSettings | None = None,
-    ):
+    def __init__(self, model_settings: ModelSettings | None = None, graph_settings: GraphSettings | None = None):
         super().__init__(graph_settings)
         self.model_settings = model_settings or ModelSettings()
         m, g = self.model_settings, self.graph_settings

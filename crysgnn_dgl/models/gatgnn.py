@@ -68,11 +68,7 @@ class GATGNN(CrystalGraphModel):
     composition) and ``edata["distance"]`` (Gaussian-expanded by ``graph_settings``).
     """
 
-    def __init__(
-        self,
-        settings: GATGNNSettings | None = None,
-        graph_settings: GraphSettings | None = None,
-    ):
+    def __init__(self, settings: GATGNNSettings | None = None, graph_settings: GraphSettings | None = None):
         super().__init__(graph_settings)
         self.settings = settings or GATGNNSettings()
         s, width = self.settings, self.settings.neurons

@@ -57,15 +57,9 @@ class CrystalGraphDataset(Dataset):
         self.targets = torch.tensor([target_of[name] for name in report.ids], dtype=torch.float32)
 
     @classmethod
-    def from_table(
-        cls,
-        path: str | Path,
-        target_column: str,
-        cif_column: str | None = None,
-        id_column: str | None = None,
-        limit: int | None = None,
-        graph_settings: GraphSettings | None = None,
-    ) -> CrystalGraphDataset:
+    def from_table(cls, path: str | Path, target_column: str, cif_column: str | None = None,
+                   id_column: str | None = None, limit: int | None = None,
+                   graph_settings: GraphSettings | None = None) -> CrystalGraphDataset:
         """Dataset from a table (:func:`~crysgnn_dgl.graph.io.read_labelled_table`: CSV
         with a CIF column, or JSON of pymatgen dicts; ``cif_column`` defaults to ``cif`` /
         ``structure``) and a target column; rows whose target is not a number are listed
