@@ -93,5 +93,5 @@ class ALIGNNAdapter(Adapter):
             check_cgcnn_features(features, "ALIGNN batch")
         return batch_from_arrays(
             features, graph.ndata["frac_coords"], lattice, graph.batch_num_nodes().tolist(),
-            graph_settings_of(teacher), atomic_numbers=numbers,
+            graph_settings_of(teacher), atomic_numbers=numbers, structures=not reads_crysgnn_graphs(teacher),
         )

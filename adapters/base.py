@@ -11,6 +11,7 @@ coordinates + lattices, and handing over a graph that already is a CrysGNN graph
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, cast
 
 import numpy as np
@@ -42,16 +43,21 @@ def graph_settings_of(teacher: Any) -> GraphSettings:
     return teacher.graph_settings if reads_crysgnn_graphs(teacher) else GraphSettings()
 
 
+@lru_cache(maxsize=1)
+def _feature_lookup() -> tuple[torch.Tensor, torch.Tensor]:
+    """The CGCNN feature table (float64, NaN as -1) and which of its rows several elements share."""
+    table = torch.from_numpy(np.nan_to_num(atom_feature_table(), nan=-1.0)).to(torch.float64)
+    return table, (torch.cdist(table, table) < 1e-6).sum(dim=1) > 1
+
+
 def numbers_from_features(features: torch.Tensor) -> torch.Tensor:
     """Atomic numbers of 92-d CGCNN feature rows; ``-1`` where the row is not in the table
     or is shared by several elements (La/Ce, Sm/Gd, ...)."""
-    table = np.nan_to_num(atom_feature_table(), nan=-1.0)
+    table, shared = _feature_lookup()
     rows = features.detach().to("cpu", torch.float64)
     if rows.dim() != 2 or rows.shape[1] != table.shape[1]:
         return torch.full((rows.shape[0],), -1, dtype=torch.long)
-    table_t = torch.from_numpy(table).to(torch.float64)
-    distance, numbers = torch.cdist(rows, table_t).min(dim=1)
-    shared = (torch.cdist(table_t, table_t) < 1e-6).sum(dim=1) > 1
+    distance, numbers = torch.cdist(rows, table).min(dim=1)
     numbers[(distance > 1e-4) | shared[numbers]] = -1
     return numbers
 
@@ -108,10 +114,12 @@ def batch_from_arrays(
     counts: Sequence[int],
     settings: GraphSettings,
     atomic_numbers: torch.Tensor | None = None,
+    structures: bool = True,
 ) -> CrystalBatch:
     """Crystal batch whose teacher graphs are rebuilt from features, fractional coordinates
     and one 3×3 lattice (rows = vectors) per crystal; its atomic numbers are
-    ``atomic_numbers`` or, when not given, read back from the 92-d CGCNN features."""
+    ``atomic_numbers`` or, when not given, read back from the 92-d CGCNN features (only
+    with ``structures``: a CrysGNN teacher reads the features, not the elements)."""
     counts = [int(c) for c in counts]
     features = features.detach()
     frac_coords = frac_coords.detach()
@@ -125,11 +133,11 @@ def batch_from_arrays(
     if frac_coords.shape[0] != sum(counts):
         raise AdapterError(f"the batch carries {frac_coords.shape[0]} fractional coordinates for {sum(counts)} atoms")
     offsets = np.concatenate([[0], np.cumsum(counts)])
-    feats_np = features.to("cpu", torch.float32).numpy()
-    frac_np = frac_coords.to("cpu", torch.float64).numpy()
-    lat_np = lattices.to("cpu", torch.float64).numpy()
 
-    def build(indices: list[int]) -> dgl.DGLGraph:
+    def build(indices: list[int]) -> dgl.DGLGraph:  # only for the crystals the cache misses
+        feats_np = features.to("cpu", torch.float32).numpy()
+        frac_np = frac_coords.to("cpu", torch.float64).numpy()
+        lat_np = lattices.to("cpu", torch.float64).numpy()
         graphs = []
         for i in indices:
             a, b = offsets[i], offsets[i + 1]
@@ -144,13 +152,15 @@ def batch_from_arrays(
         KeyField(lattices, [1] * len(counts), decimals=3),
     ]
     missing = ""
-    if atomic_numbers is None:
+    if atomic_numbers is None and structures:
         atomic_numbers = numbers_from_features(features)
         missing = ("the batch carries CGCNN features only, which do not tell some elements apart (La/Ce, Sm/Gd, "
                    "...); add g.ndata['atomic_number'] to the student's graphs")
+    elif atomic_numbers is None:
+        missing = "the adapter extracted no atomic numbers for a teacher that reads CrysGNN graphs"
     return CrystalBatch(counts, fields, build, atom_features=features, names=names,
-                        atomic_numbers=atomic_numbers.detach().long(), frac_coords=frac_coords,
-                        lattices=lattices, structure_missing=missing)
+                        atomic_numbers=None if atomic_numbers is None else atomic_numbers.detach().long(),
+                        frac_coords=frac_coords, lattices=lattices, structure_missing=missing)
 
 
 def batch_from_crysgnn_graph(graph: dgl.DGLGraph, structures: bool = True) -> CrystalBatch:

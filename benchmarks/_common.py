@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -15,6 +16,11 @@ def require_data() -> Path:
     if not DATA_DIR.is_dir():
         sys.exit(f"benchmark needs the real data in {DATA_DIR} (../shared/data next to the repository)")
     return DATA_DIR
+
+
+def machine_load() -> str:
+    """The 1-minute load average against the core count (other processes share the CPUs)."""
+    return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
 
 
 class Report:

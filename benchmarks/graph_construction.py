@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import DATA_DIR, Report
+from _common import DATA_DIR, Report, machine_load
 
 DEFAULT_DATA = DATA_DIR / "mp_cgcnn36k.csv.xz"
 
@@ -197,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         edges = {name: float(np.mean([edges_per_atom(build(i)) for i in sample])) for name, build in builders.items()}
 
     report = Report("graph_construction.txt")
+    report(f"{machine_load()} at the end of the run (other jobs share the CPUs; the builders are interleaved)")
     n = len(structures)
     atoms = sum(len(s) for s in structures)
     report(f"python {platform.python_version()}, torch {torch.__version__}, "

@@ -266,19 +266,27 @@ class DiskEmbeddingCache(EmbeddingCache):
             RuntimeWarning,
             stacklevel=4,
         )
-        with contextlib.suppress(sqlite3.Error):
-            self._db.close()
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
         self._db = None
 
+    @property
+    def _connection(self) -> sqlite3.Connection:
+        """The open file (file operations run through :meth:`_guarded`, which checks it)."""
+        if self._db is None:
+            raise sqlite3.OperationalError(f"teacher-embedding cache {self.path} is closed")
+        return self._db
+
     def _read(self, names: list[bytes]) -> list[tuple]:
-        read = []
+        read: list[tuple] = []
         for start in range(0, len(names), 500):
             part = names[start : start + 500]
             query = (
                 "SELECT key, atoms, dim, rows, checksum FROM embeddings "
                 f"WHERE key IN ({','.join('?' * len(part))})"
             )
-            read.extend(self._db.execute(query, part).fetchall())
+            read.extend(self._connection.execute(query, part).fetchall())
         return read
 
     def lookup(self, keys: object) -> list[torch.Tensor | None]:
@@ -329,18 +337,19 @@ class DiskEmbeddingCache(EmbeddingCache):
             self._guarded(lambda: self._write(records), None)
 
     def _write(self, records: list[tuple]) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        db = self._connection
+        db.execute("BEGIN IMMEDIATE")
         try:
             # REPLACE: a row that failed its checksum is overwritten by the recomputed one
-            self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?)", records)
+            db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?)", records)
         except BaseException:
-            self._db.execute("ROLLBACK")
+            db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+        db.execute("COMMIT")
 
     def stored(self) -> int:
         """Crystals in the file (all runs and teachers)."""
-        return int(self._guarded(lambda: self._db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0], 0))
+        return int(self._guarded(lambda: self._connection.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0], 0))
 
     def flush(self) -> None:
         """Fold the write-ahead log into the main file as far as readers allow (never waits)."""

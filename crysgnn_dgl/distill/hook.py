@@ -260,6 +260,11 @@ class DistillHook:
     def _process(self, hooked: torch.Tensor) -> torch.Tensor | None:
         batch, self._batch = self._batch, None
         self._layer_ran = True
+        if batch is None:
+            raise RuntimeError(
+                f"layer {self.point.name!r} ran without a batch from the model's forward "
+                "(called twice in one forward, or outside it): the hook cannot tell its crystals"
+            )
         if hooked.dim() != 2:
             raise RuntimeError(
                 f"layer {self.point.name!r} gave a tensor of shape {tuple(hooked.shape)}; "
@@ -312,8 +317,8 @@ class DistillHook:
         per_atom = per_atom_loss(projected, target, self.settings.loss)
         # mean over crystals of the mean over each crystal's atoms, as one weighted sum
         counts = np.asarray(batch.counts, dtype=np.float64)
-        weights = np.repeat(1.0 / (np.maximum(counts, 1.0) * len(counts)), counts.astype(np.int64))
-        weights = torch.from_numpy(weights).to(hooked.device, per_atom.dtype)
+        per_crystal = np.repeat(1.0 / (np.maximum(counts, 1.0) * len(counts)), counts.astype(np.int64))
+        weights = torch.from_numpy(per_crystal).to(hooked.device, per_atom.dtype)
         if batch.rows is not None:
             by_row = torch.empty_like(weights)
             by_row[batch.rows.to(hooked.device)] = weights

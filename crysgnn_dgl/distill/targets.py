@@ -53,30 +53,32 @@ class CrystalBatch:
     lattices: torch.Tensor | None = None
     structure_missing: str = ""
 
-    def _require_structures(self) -> None:
+    def _require_structures(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Atomic numbers, fractional coordinates and lattices, or a clear error."""
         if self.atomic_numbers is None or self.frac_coords is None or self.lattices is None:
             reason = self.structure_missing or "the adapter gave no atomic numbers, coordinates or lattices"
             raise TeacherInputError(f"this teacher reads atomic numbers, fractional coordinates and lattices: {reason}")
+        return self.atomic_numbers, self.frac_coords, self.lattices
 
     def structure_key_fields(self) -> list[KeyField]:
         """Key fields of what a structure teacher reads: atomic numbers, fractional
         coordinates (4 decimals) and lattices (3 decimals)."""
-        self._require_structures()
+        numbers, coords, lattices = self._require_structures()
         return [
-            KeyField(self.atomic_numbers, self.counts, decimals=0),
-            KeyField(self.frac_coords, self.counts, decimals=4),
-            KeyField(self.lattices.reshape(-1, 9), [1] * len(self.counts), decimals=3),
+            KeyField(numbers, self.counts, decimals=0),
+            KeyField(coords, self.counts, decimals=4),
+            KeyField(lattices.reshape(-1, 9), [1] * len(self.counts), decimals=3),
         ]
 
     def crystals(self, indices: Sequence[int]):
         """The crystals ``indices`` as a :class:`~crysgnn_dgl.teachers.Crystals`."""
         from ..teachers.protocol import Crystals
 
-        self._require_structures()
+        atomic_numbers, coords, lattices = self._require_structures()
         offsets = [0]
         for count in self.counts:
             offsets.append(offsets[-1] + int(count))
-        numbers = self.atomic_numbers.detach().cpu().long()
+        numbers = atomic_numbers.detach().cpu().long()
         for i in indices:
             if bool((numbers[offsets[i] : offsets[i + 1]] < 1).any()):
                 raise TeacherInputError(
@@ -86,8 +88,8 @@ class CrystalBatch:
         spans = [torch.arange(offsets[i], offsets[i + 1]) for i in indices]
         take = torch.cat(spans) if spans else torch.zeros(0, dtype=torch.long)
         return Crystals(
-            numbers[take], self.frac_coords.detach().cpu()[take],
-            self.lattices.detach().cpu().reshape(-1, 3, 3)[list(indices)],
+            numbers[take], coords.detach().cpu()[take],
+            lattices.detach().cpu().reshape(-1, 3, 3)[list(indices)],
             [int(self.counts[i]) for i in indices], [self.names(i) for i in indices],
         )
 
@@ -186,14 +188,15 @@ def teacher_targets(
             raise AtomOrderError(f"the teacher gave {len(computed)} crystals, expected {len(missing)}")
         for i, rows in zip(missing, computed):
             _check_size(batch, i, rows.shape[0], "the teacher")
-        if keys is not None:
+        if cache is not None and keys is not None:
             # stored in half precision: use the stored values now too, so a crystal's
             # target is the same whether it was computed or found
             computed = [rows.to(torch.float16) for rows in computed]
             cache.store(keys[missing], computed)
         for i, rows in zip(missing, computed):
             found[i] = rows
-    stacked = torch.cat([rows.to(device) for rows in found], dim=0).to(device, torch.float32)
+    filled = [rows for rows in found if rows is not None]  # every crystal is found or computed by now
+    stacked = torch.cat([rows.to(device) for rows in filled], dim=0).to(device, torch.float32)
     if batch.rows is None:
         return stacked, len(missing)
     aligned = torch.empty_like(stacked)
