@@ -165,7 +165,7 @@ def distilled(base: Any, teacher: Any) -> tuple[Any, Any, torch.optim.Optimizer]
     return model, hook, torch.optim.Adam(model.parameters(), 1e-3)
 
 
-def measure(setup: Setup, teacher: Any, repeats: int) -> dict[str, float]:
+def measure(setup: Setup, teacher: Any, repeats: int, prepass_threads: int = 1) -> dict[str, float]:
     """Seconds of each quantity of the module docstring: epochs as the sum over batches of
     each batch's fastest step over the rounds (steps of the models interleaved batch by
     batch), one-off costs as the fastest round."""
@@ -183,7 +183,7 @@ def measure(setup: Setup, teacher: Any, repeats: int) -> dict[str, float]:
         start = time.perf_counter()
         model, hook, opt = distilled(setup.model, teacher)
         attached = time.perf_counter()
-        seen = hook.warm(setup.prepass)
+        seen = hook.warm(setup.prepass, threads=prepass_threads)
         warmed = time.perf_counter()
         clock.restore()
         assert seen == sum(len(b[1]) for b in batches), "the pre-pass must see every training crystal"
@@ -243,13 +243,17 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=16, help="crystals per training batch")
     parser.add_argument("--prepass-batch", type=int, default=256, help="crystals per pre-pass batch")
     parser.add_argument("--repeats", type=int, default=5, help="rounds (best of each quantity kept)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of training (both arms)")
+    parser.add_argument("--prepass-threads", type=int, default=None,
+                        help="torch threads of hook.warm (default: --threads, so that the pre-pass gets no "
+                             "more cores than the vanilla epoch it is compared with)")
     parser.add_argument("--adapters", default="cgcnn,cgcnn_original,gatgnn,alignn,megnet,cgcnn@m3gnet",
                         help="comma-separated adapters; adapter@m3gnet: with the M3GNet teacher (default: CrysGNN)")
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
+    prepass_threads = args.prepass_threads or args.threads
     from pymatgen.core import Structure
 
     rows = mp_rows(args.crystals, 8)
@@ -273,7 +277,7 @@ def main() -> int:
     lines = [
         "command: python benchmarks/kd_overhead.py " + " ".join(sys.argv[1:]),
         f"{len(structures)} MP crystals (<= 8 sites), training batches of {args.batch_size}, pre-pass batches of "
-        f"{args.prepass_batch}, {args.threads} torch thread(s), {args.repeats} rounds, steps interleaved batch by "
+        f"{args.prepass_batch}, {args.threads} torch thread(s) ({prepass_threads} in the pre-pass), {args.repeats} rounds, steps interleaved batch by "
         "batch, an epoch = sum over batches of the fastest step; teacher: the bundled CrysGNN unless the row says "
         "@m3gnet",
         f"{machine_load()} at the start",
@@ -293,7 +297,7 @@ def main() -> int:
     for name in args.adapters.split(","):
         adapter, _, teacher_name = name.partition("@")
         setup, teacher = setups[adapter](), teacher_named(teacher_name or "crysgnn")
-        times = measure(setup, teacher, args.repeats)
+        times = measure(setup, teacher, args.repeats, prepass_threads)
         line = row(name, times, len(setup.batches), flops(setup, teacher))
         print(line, flush=True)
         lines.append(line)

@@ -100,7 +100,9 @@ def test_warm_fills_the_cache_and_kd_scale_multiplies_lambda(setup):
     torch.manual_seed(0)
     model = CGCNN()
     hook = attach_teacher(model, teacher, adapter="cgcnn", delta=0.5)
-    assert hook.warm([(dgl.batch(graphs[:3]),), (dgl.batch(graphs[3:]),)]) == len(graphs)
+    before = torch.get_num_threads()
+    assert hook.warm([(dgl.batch(graphs[:3]),), (dgl.batch(graphs[3:]),)], threads=2) == len(graphs)
+    assert torch.get_num_threads() == before  # the caller's thread count is restored
     calls = hook.teacher_calls
     model.train()
     model(dgl.batch(graphs)).sum()

@@ -53,7 +53,9 @@ def _kd_schedule(hook: Any, spec: RunSpec):
 
 def _warm(hook: Any, train: list, store: GraphStore, batch_size: int) -> None:
     batch = batch_size * 4
-    hook.warm(store.predictor.collate(train[i : i + batch])[0] for i in range(0, len(train), batch))
+    # the sweep's thread count (one per job), not every core: jobs run side by side
+    hook.warm((store.predictor.collate(train[i : i + batch])[0] for i in range(0, len(train), batch)),
+              threads=torch.get_num_threads())
 
 
 def _attach(model: torch.nn.Module, spec: RunSpec, train: list, store: GraphStore) -> Any:

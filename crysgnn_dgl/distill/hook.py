@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..threads import torch_threads
 from .adapter import Adapter
 from .cache import EmbeddingCache
 from .injection import StepState, inject
@@ -129,8 +130,9 @@ class DistillHook:
         return self.settings.kd_weight * self.kd_scale
 
     @torch.no_grad()
-    def warm(self, batches: Any) -> int:
-        """Embed every crystal of ``batches`` with the teacher before training.
+    def warm(self, batches: Any, threads: int | None = None) -> int:
+        """Embed every crystal of ``batches`` with the teacher before training, with
+        ``threads`` torch threads (default: every core; the caller's setting is restored).
 
         ``batches`` yields the student's forward inputs, each a tuple of positional
         arguments (a one-element tuple for a model called as ``model(graph)``) or a dict of
@@ -142,16 +144,14 @@ class DistillHook:
         """
         seen = 0
         statistics = TargetStatistics()
-        for item in batches:
-            if isinstance(item, dict):
-                args, kwargs = (), item
-            else:
-                args, kwargs = (item if isinstance(item, tuple) else (item,)), {}
-            batch = self.adapter.crystal_batch(self.student, args, kwargs, self.teacher)
-            rows, embedded = self._targets(batch, int(sum(batch.counts)), torch.device("cpu"))
-            self.teacher_crystals += embedded
-            statistics.update(rows)
-            seen += len(batch.counts)
+        with torch_threads(threads):
+            for item in batches:
+                args, kwargs = ((), item) if isinstance(item, dict) else ((item if isinstance(item, tuple) else (item,)), {})
+                batch = self.adapter.crystal_batch(self.student, args, kwargs, self.teacher)
+                rows, embedded = self._targets(batch, int(sum(batch.counts)), torch.device("cpu"))
+                self.teacher_crystals += embedded
+                statistics.update(rows)
+                seen += len(batch.counts)
         if self.settings.target_norm == "standardize":
             statistics.finish()
             self.target_statistics = statistics
