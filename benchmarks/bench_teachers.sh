@@ -3,12 +3,14 @@
 # gain (benchmarks/select_recipe.py reads the same store), CGCNN at 1,000 crystals, 5 paired
 # seeds, λ = 10 (the weight validation chose for M3GNet on perov5). Shares the main store, so
 # the vanilla runs of bench_main.sh stage 3 are the reference and are not rerun.
-# Usage: bash benchmarks/bench_teachers.sh [JOBS] [STAGE...]   (stages: blocks chgnet)
+# Stage alignn: ALIGNN (alignn, reduced as in bench_main.sh) on perov5 with CHGNet and M3GNet
+# (λ = 10) and the bundled CrysGNN teacher (the default recipe), each against vanilla.
+# Usage: bash benchmarks/bench_teachers.sh [JOBS] [STAGE...]   (stages: blocks chgnet alignn)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${1:-2}
 shift || true
-STAGES=${*:-blocks chgnet}
+STAGES=${*:-blocks chgnet alignn}
 OUT=${OUT:-benchmarks/results/bench/main}
 B="crysgnn-dgl bench --jobs $JOBS --out $OUT --report-all --train-sizes 1000 --seeds 5 --kd-weights 10"
 for STAGE in $STAGES; do
@@ -17,6 +19,10 @@ for STAGE in $STAGES; do
               for BLOCK in gc_2 gc_3; do $B --task $TASK --modes distilled --teacher m3gnet:$BLOCK; done
             done ;;
     chgnet) for TASK in perov5 log_kvrh; do $B --task $TASK --modes distilled,shuffled-teacher --teacher chgnet; done ;;
+    alignn) A="crysgnn-dgl bench --jobs $JOBS --out $OUT --report-all --train-sizes 1000 --seeds 5 --task perov5 --predictors alignn"
+            $A --modes vanilla,distilled,shuffled-teacher --teacher chgnet --kd-weights 10
+            $A --modes distilled,shuffled-teacher --teacher m3gnet --kd-weights 10
+            $A --modes distilled ;;
     *)      echo "unknown stage $STAGE" >&2; exit 2 ;;
   esac
 done
