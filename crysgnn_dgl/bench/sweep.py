@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,19 @@ def _epoch_reporter(spec: RunSpec, verbose: bool):
     return (lambda line: bar.update(1)), bar.close
 
 
+def exit_with_parent(poll_seconds: float = 1.0) -> None:
+    """Pool initializer: end this worker when the process that started it is gone (killed
+    sweeps leave no orphaned runs behind)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _run_in_worker(job: tuple[RunSpec, str, str | None, bool]) -> tuple[str, dict[str, Any] | None, str]:
     import torch
 
@@ -143,7 +158,7 @@ def run_sweep(
     by_key = {spec.key(): spec for spec in todo}
     if jobs > 1 and len(todo) > 1:
         context = multiprocessing.get_context("spawn")
-        with context.Pool(min(jobs, len(todo)), maxtasksperchild=None) as pool:
+        with context.Pool(min(jobs, len(todo)), initializer=exit_with_parent) as pool:
             for key, record, error in pool.imap_unordered(_run_in_worker, jobs_list):
                 _finished(by_key[key], record, error, failures, on_done)
     else:
