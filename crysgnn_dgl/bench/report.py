@@ -56,7 +56,7 @@ def summary_markdown(results: Sequence[dict[str, Any]], title: str = "Benchmark 
     for (task, predictor, size), records in sorted(cells(results).items()):
         unit = records[0].get("unit", "")
         lines += [f"## {task} · {predictor} · {size} training crystals", "",
-                  f"| arm | seeds | test MAE ({unit}) | val MAE | best epoch / epochs | KD mean | s/run |",
+                  f"| arm | seeds | test MAE{f' ({unit})' if unit else ''} | val MAE | best epoch / epochs | KD mean | s/run |",
                   "|---|---|---|---|---|---|---|"]
         groups: dict[tuple, list[dict[str, Any]]] = {}
         for record in records:
@@ -119,7 +119,8 @@ def write_plots(results: Sequence[dict[str, Any]], out: Path) -> list[Path]:
             axis.errorbar(xs, means, yerr=sds, marker="o", capsize=3, label=_arm_name(key)[:60])
         axis.set_xscale("log")
         axis.set_xlabel("training crystals")
-        axis.set_ylabel(f"test MAE ({records[0].get('unit', '')})")
+        unit = records[0].get("unit", "")
+        axis.set_ylabel(f"test MAE ({unit})" if unit else "test MAE")
         written.append(_finish(plt, figure, axis, f"{task} · {predictor}", out / _file_name("mae_vs_size", task, predictor)))
         written += _parity_plots(records, task, predictor, out, plt)
     return written

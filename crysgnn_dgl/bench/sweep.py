@@ -161,6 +161,8 @@ def run_sweep(
         with context.Pool(min(jobs, len(todo)), initializer=exit_with_parent) as pool:
             for key, record, error in pool.imap_unordered(_run_in_worker, jobs_list):
                 _finished(by_key[key], record, error, failures, on_done)
+            pool.close()  # let the workers end on their own (terminate() can leak semaphores)
+            pool.join()
     else:
         for job in jobs_list:
             key, record, error = _run_in_worker(job)
