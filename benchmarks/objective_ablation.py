@@ -260,11 +260,7 @@ def probe_all(runs, teacher, checkpoint, probe, work, args, report) -> None:
         final = run[list(run)[-1]]
         report(f"  seed {seed}: " + ", ".join(
             f"{t} {final[f'{t} R2']:.3f} ({final[f'{t} MAE']:.3f})" for t in TARGETS))
-    report("")
-    for line in best_layers(models):
-        report(line)
-    report("")
-    for line in tables(models, spread):
+    for line in ["", *best_layers(models), "", *tables(models, spread)]:
         report(line)
     report(f"probe time: {time.perf_counter() - started:.0f} s")
 
