@@ -12,8 +12,6 @@ Named tasks read ``../shared/data`` (or ``--data-dir``); any user table works th
 
 from __future__ import annotations
 
-import gzip
-import json
 import math
 import re
 from collections import defaultdict
@@ -24,7 +22,7 @@ import torch
 
 from ..config import SettingsBase
 from ..graph.errors import StructureError
-from ..graph.io import LabelledTable, read_labelled_table
+from ..graph.io import LabelledTable, read_labelled_table, read_split
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -140,8 +138,7 @@ def _random_parts(count: int, fraction: float, seed: int,
 
 
 def _official_parts(table: LabelledTable, split_file: Path) -> tuple[LabelledTable, list[int], list[int], list[int]]:
-    with gzip.open(split_file, "rt") as handle:
-        official = json.load(handle)
+    official = read_split(split_file)
     row_of = {sid: i for i, sid in enumerate(table.ids)}
     chosen = LabelledTable([], [], [], list(table.skipped))
     parts: dict[str, list[int]] = {}
@@ -149,7 +146,6 @@ def _official_parts(table: LabelledTable, split_file: Path) -> tuple[LabelledTab
         parts[part] = []
         for sid, value in official[part].items():
             row = row_of.get(sid)
-            value = float(value)
             if row is None:
                 continue
             if not math.isfinite(value):

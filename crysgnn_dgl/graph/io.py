@@ -253,6 +253,17 @@ def iter_structures(
     yield from islice(_all_rows(path, structure_column, id_column), limit)
 
 
+def read_split(path: Path) -> dict[str, dict[str, float]]:
+    """An official split file (JSON, optionally gzipped): ``{part: {material_id: value}}``."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as handle:
+        raw = json.load(handle)
+    missing = {"train", "val", "test"} - set(raw)
+    if missing:
+        raise ValueError(f"{path}: split file lacks part(s) {sorted(missing)}; expected train, val, test")
+    return {part: {str(k): float(v) for k, v in raw[part].items()} for part in ("train", "val", "test")}
+
+
 def read_cif_table(
     path: str | Path,
     cif_column: str = "cif",

@@ -4,17 +4,14 @@ official split file, parsed to pymatgen structures (unreadable rows skipped and 
 
 from __future__ import annotations
 
-import gzip
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..graph.errors import StructureError
-from ..graph.io import read_labelled_table, read_structure_table
+from ..graph.io import read_labelled_table, read_split, read_structure_table
 from ..graph.structures import to_structure
 from .options import ExternalOptions
 from .splits import Split, split_indices
@@ -35,17 +32,6 @@ class LabelledStructures:
         """Structures and targets of the ``train``, ``val`` or ``test`` part."""
         indices = getattr(self.split, name)
         return [self.structures[i] for i in indices], [float(self.targets[i]) for i in indices]
-
-
-def read_split(path: Path) -> dict[str, dict[str, float]]:
-    """An official split file (JSON, optionally gzipped): ``{part: {material_id: value}}``."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as handle:
-        raw = json.load(handle)
-    missing = {"train", "val", "test"} - set(raw)
-    if missing:
-        raise ValueError(f"{path}: split file lacks part(s) {sorted(missing)}; expected train, val, test")
-    return {part: {str(k): float(v) for k, v in raw[part].items()} for part in ("train", "val", "test")}
 
 
 def select_structures(options: ExternalOptions) -> LabelledStructures:
