@@ -49,6 +49,8 @@ from _distill_fixtures import OriginalSignatureCGCNN, mp_rows, original_cgcnn_ba
 
 from crysgnn_dgl import attach_teacher, build_graph, load_teacher  # noqa: E402
 from crysgnn_dgl.backend import dgl  # noqa: E402
+from crysgnn_dgl.graph.structures import to_structure  # noqa: E402
+from crysgnn_dgl.optional import MissingDependencyError  # noqa: E402
 
 COLD_GOAL, WARM_GOAL = 1.5, 1.05
 
@@ -247,17 +249,17 @@ def main() -> int:
     parser.add_argument("--prepass-threads", type=int, default=None,
                         help="torch threads of hook.warm (default: --threads, so that the pre-pass gets no "
                              "more cores than the vanilla epoch it is compared with)")
-    parser.add_argument("--adapters", default="cgcnn,cgcnn_original,gatgnn,alignn,megnet,cgcnn@m3gnet",
-                        help="comma-separated adapters; adapter@m3gnet: with the M3GNet teacher (default: CrysGNN)")
+    parser.add_argument("--adapters", default="cgcnn,cgcnn_original,gatgnn,alignn,megnet,cgcnn@m3gnet,cgcnn@chgnet",
+                        help="comma-separated adapters; adapter@NAME: with the named teacher (m3gnet, chgnet, "
+                             "m3gnet:gc_2, …; default: the bundled CrysGNN); rows whose teacher's extra is "
+                             "missing are skipped with a note")
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
     prepass_threads = args.prepass_threads or args.threads
-    from pymatgen.core import Structure
-
     rows = mp_rows(args.crystals, 8)
-    structures = [Structure.from_str(t, fmt="cif") for t in rows.cif]
+    structures = [to_structure(cif, sid) for cif, sid in zip(rows.cif, rows.material_id)]
     targets = torch.tensor(rows.formation_energy_per_atom.values, dtype=torch.float32)
     sizes = (structures, targets, args.batch_size, args.prepass_batch)
     setups: dict[str, Callable[[], Setup]] = {
@@ -271,15 +273,15 @@ def main() -> int:
 
     def teacher_named(name: str) -> Any:
         if name not in teachers:
-            teachers[name] = load_teacher("m3gnet") if name == "m3gnet" else load_teacher()
+            teachers[name] = load_teacher(None if name == "crysgnn" else name)
         return teachers[name]
 
     lines = [
         "command: python benchmarks/kd_overhead.py " + " ".join(sys.argv[1:]),
         f"{len(structures)} MP crystals (<= 8 sites), training batches of {args.batch_size}, pre-pass batches of "
         f"{args.prepass_batch}, {args.threads} torch thread(s) ({prepass_threads} in the pre-pass), {args.repeats} rounds, steps interleaved batch by "
-        "batch, an epoch = sum over batches of the fastest step; teacher: the bundled CrysGNN unless the row says "
-        "@m3gnet",
+        "batch, an epoch = sum over batches of the fastest step; teacher: the bundled CrysGNN unless the row names "
+        "another after @",
         f"{machine_load()} at the start",
         "vanilla: seconds per vanilla epoch; ratios are against it. cold/no pre-pass: first epoch with the teacher "
         "inside it. attach, pre-pass: seconds of attach_teacher and of hook.warm() over all training crystals; "
@@ -296,7 +298,13 @@ def main() -> int:
     misses, floors = [], []
     for name in args.adapters.split(","):
         adapter, _, teacher_name = name.partition("@")
-        setup, teacher = setups[adapter](), teacher_named(teacher_name or "crysgnn")
+        try:
+            teacher = teacher_named(teacher_name or "crysgnn")
+        except MissingDependencyError as exc:
+            lines.append(f"{name}: skipped ({exc})")
+            print(lines[-1], flush=True)
+            continue
+        setup = setups[adapter]()
         times = measure(setup, teacher, args.repeats, prepass_threads)
         line = row(name, times, len(setup.batches), flops(setup, teacher))
         print(line, flush=True)

@@ -16,12 +16,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 
-import pandas as pd
 import torch
-from pymatgen.core import Structure
 
 from crysgnn_dgl import CGCNN, attach_teacher, build_graph
 from crysgnn_dgl.backend import dgl
+from crysgnn_dgl.graph.io import read_labelled_table
 from crysgnn_dgl.teachers import Crystals, StructureTeacher, Teacher, register_teacher
 from crysgnn_dgl.training.options import bundled_demo_table
 
@@ -64,10 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     assert isinstance(teacher, Teacher)  # the protocol attach_teacher, the cache and bench use
     register_teacher("shells", lambda variant=None, device="cpu": NeighbourShellTeacher(seed=int(variant or 0)))
 
-    table = pd.read_csv(bundled_demo_table(), nrows=args.crystals)
-    structures = [Structure.from_str(cif, fmt="cif") for cif in table.cif]
-    graph = dgl.batch([build_graph(s) for s in structures])
-    target = torch.tensor(table.formation_energy_per_atom.to_numpy(), dtype=torch.float32)
+    table = read_labelled_table(bundled_demo_table(), "formation_energy_per_atom", limit=args.crystals)
+    graph = dgl.batch([build_graph(s, structure_id=sid) for sid, s in zip(table.ids, table.structures)])
+    target = torch.tensor(table.targets, dtype=torch.float32)
 
     for name, chosen in (("object", teacher), ("registered name 'shells:1'", "shells:1")):
         torch.manual_seed(0)

@@ -66,6 +66,10 @@ def test_tiny_grid_end_to_end_and_resume(user_csv, tmp_path, capsys):
     assert main(argv) == 0
     assert "4 stored, 0 to run" in capsys.readouterr().out
     assert {p.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*.json")} == stamps
+    invocations = [json.loads(line) for line in (out / "invocations.jsonl").read_text().splitlines()]
+    assert len(invocations) == 2 and all(entry["runs"] == 4 for entry in invocations)
+    assert invocations[1]["options"]["modes"] == ["vanilla", "distilled"]
+    assert sorted(invocations[0]["keys"]) == sorted(p.stem for p in (out / "runs").glob("*.json"))
 
 
 def test_paired_vanilla_is_bit_identical_and_lambda_zero_equals_vanilla(user_csv, tmp_path):

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .grid import Grid
 from .report import write_report
@@ -21,14 +23,20 @@ def _bar(total: int, label: str):
 
 
 def run_bench(grid: Grid, out: Path, data_dir: Path | None = None, jobs: int = 1, verbose: bool = False,
-              report_all: bool = False, print_fn: Callable[[str], None] = print) -> int:
+              report_all: bool = False, print_fn: Callable[[str], None] = print,
+              options: dict[str, Any] | None = None) -> int:
     """Run the grid into ``out``; returns 0, or 1 when some runs failed (each listed).
-    The report covers the grid's runs, or with ``report_all`` every run stored in ``out``."""
+    The report covers the grid's runs, or with ``report_all`` every run stored in ``out``.
+    ``config.json`` holds this invocation's grid; ``invocations.jsonl`` gains one line per
+    invocation (its ``options``, time, run keys), so a store filled by several commands says how."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     specs = grid.specs()
     (out / "config.json").write_text(json.dumps(
         {"runs": len(specs), "specs": [spec.to_dict() for spec in specs]}, indent=1))
+    with open(out / "invocations.jsonl", "a") as log:
+        log.write(json.dumps({"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "options": options or {},
+                              "runs": len(specs), "keys": [spec.key() for spec in specs]}, default=str) + "\n")
     bars = []
 
     def graph_progress(total: int, label: str):

@@ -143,7 +143,9 @@ def run(args: argparse.Namespace) -> int:
             args = apply_config(args)
         if args.dataset is not None and not args.target:
             raise ValueError("--dataset needs --target COLUMN")
-        return run_bench(build_grid(args), args.out, args.data_dir, args.jobs, args.verbose, args.report_all)
+        options = {k: v for k, v in vars(args).items() if k != "handler" and not callable(v)}
+        return run_bench(build_grid(args), args.out, args.data_dir, args.jobs, args.verbose, args.report_all,
+                         options=options)
     except (StructureError, ValueError, OSError) as exc:
         print(f"crysgnn-dgl bench: {exc}", file=sys.stderr)
         return 2

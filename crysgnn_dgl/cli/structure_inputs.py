@@ -11,7 +11,8 @@ from typing import Any
 def add_source_arguments(container: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--cif-column``, ``--id-column`` and ``--limit`` (to a parser or an argument group)."""
     container.add_argument("--cif-column", default="cif", help="CIF column of CSV inputs")
-    container.add_argument("--id-column", help="id column of CSV inputs (default: material_id if present)")
+    container.add_argument("--id-column", help="id column of CSV/JSON tables, or key of an ASE database (default: material_id if "
+                           "present, else <file>:row n)")
     container.add_argument("--limit", type=int, help="read at most this many structures per input")
 
 
