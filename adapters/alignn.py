@@ -5,9 +5,10 @@ model has no gated-GCN layers). The teacher's graphs are rebuilt from what align
 batches carry: ``g.ndata["atom_features"]`` (92-d CGCNN features, alignn's
 ``atom_features="cgcnn"``), ``g.ndata["frac_coords"]`` and the lattice tensor passed as the
 last element of the input list ``[g, lg, lattice]``. Teachers that read structures get
-the atomic numbers from ``g.ndata["atomic_number"]`` when the graphs carry it (the
-benchmark's ALIGNN graphs do), else from the CGCNN features (refused for the elements
-whose feature rows coincide, e.g. La/Ce).
+the atomic numbers from ``g.ndata["atomic_number"]`` when the graphs carry it (alignn's own
+``StructureDataset`` stores it as ``(atoms, 1)`` floats; the benchmark's graphs as integers),
+else from the CGCNN features (refused for the elements whose feature rows coincide, e.g.
+La/Ce).
 """
 
 from __future__ import annotations

@@ -107,6 +107,20 @@ def crystal_namer(features: torch.Tensor, counts: Sequence[int]):
     return name
 
 
+def atomic_numbers_of(values: torch.Tensor, atoms: int) -> torch.Tensor:
+    """``(atoms,)`` int64 atomic numbers from a graph's per-atom field as students keep it:
+    ``(atoms,)`` integers, or ``(atoms, 1)`` floats as alignn's ``StructureDataset`` stores
+    ``ndata["atomic_number"]``; AdapterError for any other shape or a non-integral value."""
+    flat = values.detach().reshape(-1) if values.dim() == 2 and values.shape[1] == 1 else values.detach()
+    if flat.dim() != 1 or flat.shape[0] != atoms:
+        raise AdapterError(f"the batch's atomic numbers have shape {tuple(values.shape)}; expected ({atoms},) "
+                           f"or ({atoms}, 1), one per atom")
+    numbers = flat.round().long()
+    if flat.is_floating_point() and not torch.equal(numbers.to(flat.dtype), flat):
+        raise AdapterError("the batch's atomic numbers are not whole numbers (is it an atom-feature field?)")
+    return numbers
+
+
 def batch_from_arrays(
     features: torch.Tensor,
     frac_coords: torch.Tensor,
@@ -152,6 +166,8 @@ def batch_from_arrays(
         KeyField(lattices, [1] * len(counts), decimals=3),
     ]
     missing = ""
+    if atomic_numbers is not None:
+        atomic_numbers = atomic_numbers_of(atomic_numbers, sum(counts))
     if atomic_numbers is None and structures:
         atomic_numbers = numbers_from_features(features)
         missing = ("the batch carries CGCNN features only, which do not tell some elements apart (La/Ce, Sm/Gd, "
@@ -159,7 +175,7 @@ def batch_from_arrays(
     elif atomic_numbers is None:
         missing = "the adapter extracted no atomic numbers for a teacher that reads CrysGNN graphs"
     return CrystalBatch(counts, fields, build, atom_features=features, names=names,
-                        atomic_numbers=None if atomic_numbers is None else atomic_numbers.detach().long(),
+                        atomic_numbers=atomic_numbers,
                         frac_coords=frac_coords, lattices=lattices, structure_missing=missing)
 
 

@@ -100,6 +100,8 @@ def alignn_setup(structures: list, targets: torch.Tensor, batch: int, prepass: i
     for s in structures:
         atoms = pmg_to_atoms(s)
         g, lg = Graph.atom_dgl_multigraph(atoms, cutoff=8.0, max_neighbors=12, atom_features="cgcnn")
+        # as alignn's StructureDataset keeps it (named teachers read the elements from it)
+        g.ndata["atomic_number"] = torch.tensor(atoms.atomic_numbers, dtype=torch.float32).unsqueeze(1)
         items.append((g, lg, torch.tensor(atoms.lattice_mat, dtype=torch.float32)))
 
     def collate(r: range) -> list:  # alignn's [g, lg, lattice] input list

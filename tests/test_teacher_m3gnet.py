@@ -171,3 +171,39 @@ def test_alignn_batches_need_atomic_numbers_where_cgcnn_features_are_ambiguous(t
 
     features = torch.as_tensor(atom_features(np.array([57, 7, 58, 8, 26])))
     assert numbers_from_features(features).tolist() == [-1, 7, -1, 8, 26]
+
+
+def test_alignns_own_dataset_batches_carry_the_elements(teacher, tmp_path):
+    """alignn's ``StructureDataset`` keeps ``ndata["atomic_number"]`` as ``(atoms, 1)`` floats;
+    the adapter reads them, so La and Ce (equal CGCNN feature rows) get their own rows."""
+    from alignn.dataset import get_torch_dataset
+    from alignn.graphs import StructureDataset
+    from jarvis.core.atoms import pmg_to_atoms
+
+    from crysgnn_dgl.bench.predictors import predictor
+    from crysgnn_dgl.distill.adapter import resolve_adapter
+
+    cubic = [[5.2, 0, 0], [0, 5.2, 0], [0, 0, 5.2]]
+    pair = [Structure.from_spacegroup("Fm-3m", cubic, [metal, "N"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+            for metal in ("La", "Ce")]
+    records = [{"jid": f"{s.composition.reduced_formula}", "atoms": pmg_to_atoms(s).to_dict(), "target": 0.0}
+               for s in pair]
+    dataset = get_torch_dataset(dataset=records, id_tag="jid", target="target", neighbor_strategy="k-nearest",
+                                atom_features="cgcnn", use_canonize=True, line_graph=True, cutoff=8.0,
+                                max_neighbors=12, output_dir=str(tmp_path))
+    g, lg, lattice, _ = StructureDataset.collate_line_graph([dataset[0], dataset[1]])
+    assert g.ndata["atomic_number"].shape == (g.num_nodes(), 1) and g.ndata["atomic_number"].is_floating_point()
+    model = predictor("alignn").build().model
+    batch = resolve_adapter(model).crystal_batch(model, ([g, lg, lattice],), {}, teacher)
+    crystals = batch.crystals([0, 1])
+    assert crystals.atomic_numbers.tolist() == [z for s in pair for z in s.atomic_numbers]
+    torch.testing.assert_close(teacher.embed_crystals(crystals), teacher.embed_crystals(crystals_of(pair)),
+                               atol=ATOL, rtol=0)
+    hook = attach_teacher(model, teacher=teacher)
+    model.train()
+    model([g, lg, lattice]).sum().backward()
+    assert hook.last_kd > 0
+    hook.remove()
+    g.ndata["atomic_number"] = torch.zeros(g.num_nodes(), 2)
+    with pytest.raises(ValueError, match=rf"atomic numbers have shape \({g.num_nodes()}, 2\)"):
+        resolve_adapter(model).crystal_batch(model, ([g, lg, lattice],), {}, teacher)
