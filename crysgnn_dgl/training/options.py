@@ -70,7 +70,9 @@ def _add_budget_options(group: argparse._ArgumentGroup, defaults: ExperimentDefa
 def _add_distillation_options(parser: argparse.ArgumentParser) -> None:
     distill = parser.add_argument_group("distillation")
     distill.add_argument("--teacher", default=None,
-                         help="teacher checkpoint (.pt); default: the teacher bundled with the package")
+                         help="teacher: a checkpoint (.pt) or a name (m3gnet, m3gnet:gc_2, chgnet; "
+                              "with M3GNet/CHGNet use --delta 0.0909, i.e. KD weight 10, the weight chosen "
+                              "on validation); default: the CrysGNN teacher bundled with the package")
     distill.add_argument("--delta", type=float, default=0.5,
                          help="delta of L + (1-delta)/delta * KD; 0.5 weights KD by 1 (default: %(default)s)")
 
