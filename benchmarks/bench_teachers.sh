@@ -5,12 +5,14 @@
 # the vanilla runs of bench_main.sh stage 3 are the reference and are not rerun.
 # Stage alignn: ALIGNN (alignn, reduced as in bench_main.sh) on perov5 with CHGNet and M3GNet
 # (λ = 10) and the bundled CrysGNN teacher (the default recipe), each against vanilla.
-# Usage: bash benchmarks/bench_teachers.sh [JOBS] [STAGE...]   (stages: blocks chgnet alignn)
+# Stage lambda: CGCNN on perov5 distilled from CHGNet at λ = 3, 30, 100 (the λ is chosen on validation
+# gain; λ = 10 is in stage chgnet), and the shuffled control at λ = 30.
+# Usage: bash benchmarks/bench_teachers.sh [JOBS] [STAGE...]   (stages: blocks chgnet lambda alignn)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${1:-2}
 shift || true
-STAGES=${*:-blocks chgnet alignn}
+STAGES=${*:-blocks chgnet lambda alignn}
 OUT=${OUT:-benchmarks/results/bench/main}
 B="crysgnn-dgl bench --jobs $JOBS --out $OUT --report-all --train-sizes 1000 --seeds 5 --kd-weights 10"
 for STAGE in $STAGES; do
@@ -18,7 +20,11 @@ for STAGE in $STAGES; do
     blocks) for TASK in perov5 log_kvrh; do
               for BLOCK in gc_2 gc_3; do $B --task $TASK --modes distilled --teacher m3gnet:$BLOCK; done
             done ;;
-    chgnet) for TASK in perov5 log_kvrh; do $B --task $TASK --modes distilled,shuffled-teacher --teacher chgnet; done ;;
+    chgnet) for TASK in perov5 log_kvrh; do $B --task $TASK --modes distilled,shuffled-teacher --teacher chgnet; done
+            $B --task dielectric --loss l1 --modes distilled,shuffled-teacher --teacher chgnet ;;
+    lambda) C="crysgnn-dgl bench --jobs $JOBS --out $OUT --report-all --train-sizes 1000 --seeds 5 --task perov5 --teacher chgnet"
+            $C --modes distilled --kd-weights 3,30,100
+            $C --modes shuffled-teacher --kd-weights 30 ;;
     alignn) A="crysgnn-dgl bench --jobs $JOBS --out $OUT --report-all --train-sizes 1000 --seeds 5 --task perov5 --predictors alignn"
             $A --modes vanilla,distilled,shuffled-teacher --teacher chgnet --kd-weights 10
             $A --modes distilled,shuffled-teacher --teacher m3gnet --kd-weights 10

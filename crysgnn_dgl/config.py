@@ -99,11 +99,14 @@ class SettingsBase:
 
     def _require_number(
         self, *names: str, low: float = -math.inf, high: float = math.inf,
-        low_open: bool = False, high_open: bool = False,
+        low_open: bool = False, high_open: bool = False, optional: bool = False,
     ) -> None:
-        """Each of ``names`` is a finite number in the interval ``low .. high``."""
+        """Each of ``names`` is a finite number in the interval ``low .. high`` (or ``None``
+        with ``optional``)."""
         for name in names:
             value = getattr(self, name)
+            if optional and value is None:
+                continue
             ok = _is_real(value) and math.isfinite(value)
             ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
             if not ok:

@@ -207,3 +207,21 @@ def test_alignns_own_dataset_batches_carry_the_elements(teacher, tmp_path):
     g.ndata["atomic_number"] = torch.zeros(g.num_nodes(), 2)
     with pytest.raises(ValueError, match=rf"atomic numbers have shape \({g.num_nodes()}, 2\)"):
         resolve_adapter(model).crystal_batch(model, ([g, lg, lattice],), {}, teacher)
+
+
+def test_attach_uses_the_teachers_recommended_weight_unless_told(teacher):
+    from crysgnn_dgl.distill import DistillSettings
+
+    assert teacher.recommended_kd_weight == 10.0
+    hook = attach_teacher(CGCNN(), teacher=teacher)
+    assert hook.kd_weight == pytest.approx(10.0)
+    hook.remove()
+    hook = attach_teacher(CGCNN(), teacher=teacher, delta=0.5)  # an explicit weight wins
+    assert hook.kd_weight == pytest.approx(1.0)
+    hook.remove()
+    hook = attach_teacher(CGCNN(), teacher=teacher, settings=DistillSettings.from_kd_weight(3.0))
+    assert hook.kd_weight == pytest.approx(3.0)
+    hook.remove()
+    hook = attach_teacher(CGCNN())  # the bundled CrysGNN teacher: λ = 1
+    assert hook.kd_weight == pytest.approx(1.0)
+    hook.remove()

@@ -63,7 +63,9 @@ def attach_teacher(
         adapter: ``"auto"``, a name (``alignn``, ``megnet``, ``cgcnn``,
             ``cgcnn_original``, ``gatgnn``, or one given to :func:`register_adapter`), or
             an :class:`Adapter` class or instance.
-        delta: ``δ`` in ``(0, 1]`` (default 0.5).
+        delta: ``δ`` in ``(0, 1]``. Default: the teacher's ``recommended_kd_weight``
+            (``δ = 1/(1 + λ)``): ``λ = 1`` (``δ = 0.5``) for CrysGNN teachers, ``λ = 10`` for
+            M3GNet and CHGNet, the weights chosen on validation (``docs/benchmarks.md``).
         projection: ``"linear"`` (default), ``"mlp"`` or ``"identity"`` head (registered on
             the model as ``crysgnn_distill_head``; created lazily if the width is unknown).
         cache: ``True`` (in memory), a file path (SQLite, shareable between runs),
@@ -79,10 +81,12 @@ def attach_teacher(
             target normalisation, KD loss and controls; see its fields). A keyword given
             as well must agree with it (``ValueError`` otherwise).
     """
+    frozen = resolve_teacher(teacher)
+    if settings is None and delta is None:
+        delta = 1.0 / (1.0 + float(getattr(frozen, "recommended_kd_weight", 1.0)))
     settings = _merged_settings(settings, delta=delta, projection=projection, mlp_hidden=mlp_hidden,
                                 normalize=normalize, mode=mode)
     chosen = resolve_adapter(model, adapter)
-    frozen = resolve_teacher(teacher)
     return DistillHook(model, frozen, chosen, settings, cache=make_cache(cache), grad_scaler=grad_scaler)
 
 

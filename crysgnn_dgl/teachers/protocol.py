@@ -35,7 +35,9 @@ class Teacher(Protocol):
     """A frozen model whose per-atom embeddings are the distillation targets.
 
     Implementations never register as a submodule of the student (they are not
-    ``nn.Module``), stay in evaluation mode and run without gradients.
+    ``nn.Module``), stay in evaluation mode and run without gradients. An implementation
+    may also set ``recommended_kd_weight`` (a float): the ``λ`` that :func:`attach_teacher`
+    uses when neither ``delta`` nor ``settings`` is given (otherwise ``λ = 1``).
     """
 
     @property
@@ -102,6 +104,8 @@ class StructureTeacher:
     :meth:`fingerprint`; the cache keys then cover exactly what they read."""
 
     embedding_dim: int = 0
+    #: λ that ``attach_teacher`` uses unless told otherwise (see :class:`Teacher`)
+    recommended_kd_weight: float = 1.0
 
     def fingerprint(self) -> bytes:
         raise NotImplementedError

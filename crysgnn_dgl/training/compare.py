@@ -30,7 +30,8 @@ class ComparisonSettings(SettingsBase):
         train_limit: use at most this many training crystals (``None``: all).
         split_seed: seed of the split.
         model_seed: seed set before building each of the two models (same initial weights).
-        delta: distillation ``δ`` (``λ = (1 − δ)/δ``; 0.5 → 1).
+        delta: distillation ``δ`` (``λ = (1 − δ)/δ``; 0.5 → 1; ``None``: the teacher's
+            recommended weight).
         deterministic: run both trainings with ``torch.use_deterministic_algorithms``, so
             that multi-threaded scatter-adds cannot make the runs differ by more than the
             teacher's contribution.
@@ -41,7 +42,7 @@ class ComparisonSettings(SettingsBase):
     train_limit: int | None = None
     split_seed: int = 0
     model_seed: int = 0
-    delta: float = 0.5
+    delta: float | None = None
     deterministic: bool = True
 
     def validate(self) -> None:
@@ -50,7 +51,7 @@ class ComparisonSettings(SettingsBase):
             raise self._invalid("test_fraction", f"below 1 - val_fraction ({1.0 - self.val_fraction:g})")
         self._require_int("train_limit", least=1, optional=True)
         self._require_int("split_seed", "model_seed", least=0)
-        self._require_number("delta", low=0.0, high=1.0, low_open=True)
+        self._require_number("delta", low=0.0, high=1.0, low_open=True, optional=True)
         self._require_bool("deterministic")
 
 
@@ -129,10 +130,10 @@ def compare_distillation(
         torch.manual_seed(settings.model_seed)
         vanilla = train_predictor(model_factory(), train_set, val_set, test_set, training, normalizer, log)
 
-        say(f"distilled (teacher {getattr(frozen, 'source', '') or 'given'}, delta {settings.delta})")
         torch.manual_seed(settings.model_seed)
         student = model_factory()
         hook = attach_teacher(student, frozen, adapter=adapter, delta=settings.delta)
+        say(f"distilled (teacher {getattr(frozen, 'source', '') or 'given'}, KD weight {hook.kd_weight:g})")
         try:
             distilled = train_predictor(student, train_set, val_set, test_set, training, normalizer, log)
             kd_mean = hook.kd_mean

@@ -68,7 +68,7 @@ def timed_result(train: Callable[[], tuple[torch.Tensor, torch.Tensor]]) -> Trai
 def fit_and_test(
     model: nn.Module,
     teacher: Any,
-    delta: float,
+    delta: float | None,
     fit: Callable[[], int],
     test_batches: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]],
 ) -> RunOutcome:

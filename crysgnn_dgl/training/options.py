@@ -70,11 +70,11 @@ def _add_budget_options(group: argparse._ArgumentGroup, defaults: ExperimentDefa
 def _add_distillation_options(parser: argparse.ArgumentParser) -> None:
     distill = parser.add_argument_group("distillation")
     distill.add_argument("--teacher", default=None,
-                         help="teacher: a checkpoint (.pt) or a name (m3gnet, m3gnet:gc_2, chgnet; "
-                              "with M3GNet/CHGNet use --delta 0.0909, i.e. KD weight 10, the weight chosen "
-                              "on validation); default: the CrysGNN teacher bundled with the package")
-    distill.add_argument("--delta", type=float, default=0.5,
-                         help="delta of L + (1-delta)/delta * KD; 0.5 weights KD by 1 (default: %(default)s)")
+                         help="teacher: a checkpoint (.pt) or a name (m3gnet, m3gnet:gc_2, chgnet); "
+                              "default: the CrysGNN teacher bundled with the package")
+    distill.add_argument("--delta", type=float, default=None,
+                         help="delta of L + (1-delta)/delta * KD (default: the teacher's recommended weight: "
+                              "0.5, i.e. KD weight 1, for CrysGNN; 1/11, i.e. 10, for M3GNet and CHGNet)")
 
 
 def add_experiment_arguments(parser: argparse.ArgumentParser, defaults: ExperimentDefaults) -> None:
@@ -170,7 +170,7 @@ class RunOptions(SettingsBase):
         epochs, batch_size, lr, seed: the budget of both runs (vanilla and distilled).
         threads: torch CPU threads.
         teacher: teacher checkpoint or name (``None``: the bundled teacher).
-        delta: ``δ`` of ``L + (1 − δ)/δ · KD``.
+        delta: ``δ`` of ``L + (1 − δ)/δ · KD`` (``None``: the teacher's recommended weight).
         out: folder of the parity plot (``None``: no plot).
         quiet: no per-epoch progress lines.
         model: the architecture options of the example, by name (``{"n_conv": 3}``).
@@ -185,7 +185,7 @@ class RunOptions(SettingsBase):
     seed: int = 0
     threads: int = 1
     teacher: str | None = None
-    delta: float = 0.5
+    delta: float | None = None
     out: Path | None = None
     quiet: bool = False
     model: ModelValues = field(default_factory=dict)
@@ -194,7 +194,7 @@ class RunOptions(SettingsBase):
         self._require_int("epochs", "batch_size", "threads", least=1)
         self._require_int("split_seed", "seed", least=0)
         self._require_number("lr", low=0.0, low_open=True)
-        self._require_number("delta", low=0.0, high=1.0, low_open=True)
+        self._require_number("delta", low=0.0, high=1.0, low_open=True, optional=True)
 
     @property
     def table(self) -> Path:
