@@ -7,7 +7,10 @@
 # (λ = 10) and the bundled CrysGNN teacher (the default recipe), each against vanilla.
 # Stage lambda: CGCNN on perov5 distilled from CHGNet at λ = 3, 30, 100 (the λ is chosen on validation
 # gain; λ = 10 is in stage chgnet), and the shuffled control at λ = 30.
-# Usage: bash benchmarks/bench_teachers.sh [JOBS] [STAGE...]   (stages: blocks chgnet lambda alignn)
+# Stage denoise: CGCNN distilled from the long denoising-only CrysGNN pre-training (issue 8; TEACHER,
+# default benchmarks/results/pretrain_denoise/denoise_teacher.pt) on mp_eform and perov5 at λ = 1 and 10;
+# stage denoise-control: its shuffled control at the λ validation chose (LAMBDA, default 10).
+# Usage: bash benchmarks/bench_teachers.sh [JOBS] [STAGE...]   (stages: blocks chgnet lambda alignn denoise denoise-control)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${1:-2}
@@ -29,6 +32,13 @@ for STAGE in $STAGES; do
             $A --modes vanilla,distilled,shuffled-teacher --teacher chgnet --kd-weights 10
             $A --modes distilled,shuffled-teacher --teacher m3gnet --kd-weights 10
             $A --modes distilled ;;
+    denoise|denoise-control)
+            T=${TEACHER:-benchmarks/results/pretrain_denoise/denoise_teacher.pt}
+            D="crysgnn-dgl bench --jobs $JOBS --out $OUT --report-all --train-sizes 1000 --seeds 5 --teacher $T"
+            for TASK in mp_eform perov5; do
+              if [ "$STAGE" = denoise ]; then $D --task $TASK --modes distilled --kd-weights 1,10
+              else $D --task $TASK --modes shuffled-teacher --kd-weights "${LAMBDA:-10}"; fi
+            done ;;
     *)      echo "unknown stage $STAGE" >&2; exit 2 ;;
   esac
 done

@@ -68,6 +68,11 @@ def test_keys_and_distillation(chgnet_teacher, structures):
 
     run = RunSpec(TaskSpec(name="file", file="mine.csv", target="y"), "cgcnn", "distilled", 12, 0, "chgnet")
     assert run.teacher_label == "chgnet" and run.to_dict()["teacher_sha256"] == chgnet_teacher.fingerprint().hex()[:16]
+    from crysgnn_dgl import CGCNN, attach_teacher
+
+    hook = attach_teacher(CGCNN(), teacher=chgnet_teacher)  # no weight given: the recommended λ = 10
+    assert chgnet_teacher.recommended_kd_weight == 10.0 and hook.kd_weight == pytest.approx(10.0)
+    hook.remove()
 
 
 def test_works_without_nvidia_smi(chgnet_teacher, structures):
