@@ -38,10 +38,16 @@ class FrozenTeacher:
     Deliberately *not* an ``nn.Module``: assigning it to a student's attribute never
     registers it as a submodule, so it can neither appear in ``student.parameters()`` /
     ``state_dict()`` nor be switched to training mode by ``student.train()`` or Lightning.
-    ``train()`` is accepted and ignored.
+    ``train()`` is accepted and ignored. With ``depth``, the embeddings are the output of
+    the first ``depth`` convolutions instead of the last one (an earlier layer may keep
+    information the last one loses: ``docs/benchmarks.md``, issue 8).
     """
 
-    def __init__(self, model: CrysGNN, checkpoint: Checkpoint | None = None, source: str = ""):
+    def __init__(self, model: CrysGNN, checkpoint: Checkpoint | None = None, source: str = "",
+                 depth: int | None = None):
+        num_conv = model.model_settings.num_conv
+        if depth is not None and not (isinstance(depth, int) and 1 <= depth <= num_conv):
+            raise ValueError(f"depth must be a whole number of convolutions from 1 to {num_conv}, got {depth!r}")
         for parameter in model.parameters():
             parameter.requires_grad_(False)
         _stay_in_eval(model)
@@ -53,6 +59,7 @@ class FrozenTeacher:
         self._model = model
         self.checkpoint = checkpoint
         self.source = source
+        self.depth = depth
 
     @property
     def graph_settings(self) -> GraphSettings:
@@ -98,7 +105,8 @@ class FrozenTeacher:
         require_settings(graph, self.graph_settings, "the teacher")
         _stay_in_eval(self._model)  # even if a submodule was switched by hand
         graph = graph.to(self.device)
-        return self._model.embed(graph) if normalized else self._model.encode(graph)
+        rows = self._model.encode(graph, self.depth)
+        return torch.nn.functional.normalize(rows, p=2, dim=1) if normalized else rows
 
     def embed_structures(self, items: Iterable[Any], ids: Iterable[str] | None = None) -> list[torch.Tensor]:
         """Per-atom embeddings of each structure (any input :func:`build_graph` accepts)."""
@@ -120,7 +128,10 @@ class FrozenTeacher:
         """Digest of the weights and featuriser settings (the salt of the cache keys)."""
         from .distill.keys import teacher_fingerprint
 
-        return teacher_fingerprint(self._model.state_dict(), self.graph_settings.to_dict())
+        settings = self.graph_settings.to_dict()
+        if self.depth is not None:  # absent for the full depth: the keys of earlier caches hold
+            settings["teacher_depth"] = self.depth
+        return teacher_fingerprint(self._model.state_dict(), settings)
 
     def key_fields(self, batch: Any) -> Sequence[Any]:
         """What the teacher reads of a :class:`~crysgnn_dgl.distill.CrystalBatch`: the
@@ -138,7 +149,8 @@ class FrozenTeacher:
         m = self.model_settings
         return (
             f"FrozenTeacher(hidden_dim={m.hidden_dim}, num_conv={m.num_conv}, "
-            f"source={self.source!r})"
+            + (f"depth={self.depth}, " if self.depth is not None else "")
+            + f"source={self.source!r})"
         )
 
 
@@ -151,6 +163,7 @@ def load_teacher(
     path: str | os.PathLike | None = None,
     graph_settings: GraphSettings | None = None,
     device: str | torch.device = "cpu",
+    depth: int | None = None,
     **options: Any,
 ) -> Any:
     """Load a frozen teacher: a CrysGNN checkpoint (either format), the bundled CrysGNN
@@ -163,9 +176,13 @@ def load_teacher(
         graph_settings: the featuriser settings the caller will use; refused if the
             checkpoint was trained with different ones (CrysGNN checkpoints only).
         device: where the teacher runs.
+        depth: CrysGNN teachers only: distil the output of the first ``depth``
+            convolutions instead of the last (``None``: all).
         options: settings of a named teacher (e.g. ``block="gc_2"`` for M3GNet).
     """
     if is_teacher_name(path):
+        if depth is not None:
+            raise TypeError(f"depth applies to CrysGNN checkpoints only; {path!r} has its own variants")
         return load_named_teacher(str(path), device=device, **options)
     if options:
         raise TypeError(f"options {sorted(options)} apply to named teachers only, not to CrysGNN checkpoints")
@@ -179,4 +196,4 @@ def load_teacher(
                 "`crysgnn-dgl pretrain`",
             )
     model, checkpoint = model_from_checkpoint(path, graph_settings=graph_settings)
-    return FrozenTeacher(model.to(device), checkpoint, source=str(path))
+    return FrozenTeacher(model.to(device), checkpoint, source=str(path), depth=depth)

@@ -144,3 +144,18 @@ def test_transfer_from_a_source_task(tmp_path):
     assert record["train_size"] == 30  # 20 % of the first 150 matched formulas
     assert math.isfinite(record["source_test_mae"]) and math.isfinite(record["test_mae"])
     assert len(record["test_targets"]) == 150 - 30 - 15
+
+
+def test_teacher_depth_is_its_own_arm(user_csv, tmp_path, capsys):
+    path, _, _ = user_csv
+    out = tmp_path / "depth"
+    base = ["bench", "--dataset", str(path), *TINY, "--seeds", "1", "--out", str(out)]
+    assert main([*base, "--modes", "vanilla,distilled"]) == 0
+    assert main([*base, "--modes", "vanilla,distilled", "--teacher-depth", "1"]) == 0
+    assert "2 run(s): 1 stored, 1 to run" in capsys.readouterr().out  # vanilla is shared, the depth-1 arm is new
+    runs = {json.loads(p.read_text())["teacher"]: json.loads(p.read_text()) for p in (out / "runs").glob("*.json")
+            if json.loads(p.read_text())["mode"] == "distilled"}
+    assert set(runs) == {"bundled", "bundled (conv1)"}
+    assert runs["bundled"]["test_predictions"] != runs["bundled (conv1)"]["test_predictions"]
+    assert main([*base, "--modes", "distilled", "--teacher-depth", "1", "--teacher", "m3gnet"]) == 2
+    assert "teacher_depth applies to a CrysGNN teacher" in capsys.readouterr().err

@@ -161,3 +161,25 @@ def test_missing_bundled_teacher_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(teacher_module, "default_teacher_path", lambda: tmp_path / "absent.pt")
     with pytest.raises(CheckpointError, match="absent.pt.*no bundled default teacher"):
         load_teacher()
+
+
+def test_depth_distils_an_earlier_convolution(checkpoint_path, graphs):
+    batched = dgl.batch(graphs)
+    full, shallow = load_teacher(checkpoint_path), load_teacher(checkpoint_path, depth=2)
+    model = full._model  # the same weights, run by hand: embedding, the first two convolutions
+    with torch.no_grad():
+        node = model.embedding(batched.ndata["atom_features"])
+        edge = model.edge_expansion(batched.edata["distance"])
+        for conv in list(model.convs)[:2]:
+            node = conv(batched, node, edge)
+    torch.testing.assert_close(shallow.embed(batched, normalized=False), node)
+    torch.testing.assert_close(shallow.embed(batched), torch.nn.functional.normalize(node, dim=1))
+    assert not torch.allclose(full.embed(batched), shallow.embed(batched))
+    # cache salts differ by depth; the full depth keeps the salt it had before depth existed
+    assert shallow.fingerprint() != full.fingerprint() == load_teacher(checkpoint_path, depth=None).fingerprint()
+    assert "depth=2" in repr(shallow)
+    for wrong in (0, 6, 1.5):
+        with pytest.raises(ValueError, match="depth must be a whole number of convolutions from 1 to 5"):
+            load_teacher(checkpoint_path, depth=wrong)
+    with pytest.raises(TypeError, match="depth applies to CrysGNN checkpoints only"):
+        load_teacher("m3gnet", depth=1)

@@ -26,6 +26,7 @@ class Grid:
     training: TrainingSettings = DEFAULT_TRAINING
     source: TaskSpec | None = None
     source_size: int = 1000
+    teacher_depth: int | None = None
 
     def specs(self) -> list[RunSpec]:
         """The runs, seeds outermost (a partial sweep has whole seeds first), then sizes,
@@ -36,6 +37,7 @@ class Grid:
         ):
             for recipe in self.recipes if mode in KD_MODES else (KDRecipe(),):
                 spec = RunSpec(task, predictor, mode, size, seed, self.teacher, recipe, self.training,
-                               self.source, self.source_size)
+                               self.source, self.source_size,
+                               self.teacher_depth if mode in ("distilled", "shuffled-teacher") else None)
                 runs.setdefault(spec.key(), spec)
         return list(runs.values())

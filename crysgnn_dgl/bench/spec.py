@@ -97,6 +97,7 @@ class RunSpec:
     training: TrainingSettings = DEFAULT_TRAINING
     source: TaskSpec | None = None
     source_size: int = 1000
+    teacher_depth: int | None = None
 
     def __post_init__(self) -> None:
         from .predictors import predictor
@@ -108,6 +109,9 @@ class RunSpec:
             raise ValueError(f"train_size must be >= 2 (or 0: all), got {self.train_size}")
         if self.source is not None and self.source_size < 2:
             raise ValueError(f"source_size must be >= 2, got {self.source_size}")
+        if self.teacher_depth is not None and (self.named_teacher or self.mode not in ("distilled", "shuffled-teacher")):
+            raise ValueError("teacher_depth applies to a CrysGNN teacher in the distilled and shuffled-teacher modes, "
+                             f"not to {self.mode!r} with teacher {self.teacher or 'bundled'!r}")
         if self.named_teacher and self.mode in CRYSGNN_ONLY_MODES:
             raise ValueError(
                 f"mode {self.mode!r} needs a CrysGNN teacher (checkpoint or the bundled one), not {self.teacher!r}; "
@@ -142,7 +146,8 @@ class RunSpec:
             return ""
         if self.mode == "random-teacher":
             return "random-init"
-        return Path(self.teacher).name if self.teacher else "bundled"
+        label = Path(self.teacher).name if self.teacher else "bundled"
+        return label if self.teacher_depth is None else f"{label} (conv{self.teacher_depth})"
 
     def teacher_path(self) -> str:
         from ..teacher import default_teacher_path
@@ -167,6 +172,8 @@ class RunSpec:
             values["hyper"] = hyper
         if self.source is not None:  # absent from the keys of runs without a source
             values["source"] = {"task": self.source.to_dict(), "size": self.source_size}
+        if self.teacher_depth is not None:  # likewise
+            values["teacher_depth"] = self.teacher_depth
         return values
 
     def key(self) -> str:

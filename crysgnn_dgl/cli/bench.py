@@ -74,6 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     grid.add_argument("--teacher", default=None,
                       help="a CrysGNN teacher checkpoint, or a teacher name: m3gnet (its block gc_1), m3gnet:gc_2, "
                            "m3gnet:gc_3, chgnet (extra crysgnn_dgl[chgnet]) (default: the bundled CrysGNN teacher)")
+    grid.add_argument("--teacher-depth", type=int, default=None,
+                      help="distil the output of the first N convolutions of a CrysGNN teacher instead of its last "
+                           "(distilled and shuffled-teacher modes; default: all)")
     kd = parser.add_argument_group("KD recipe (lists make a grid)")
     kd.add_argument("--kd-weights", type=_floats, default=[RECIPE["kd_weight"]], help="λ values (default: %(default)s)")
     kd.add_argument("--projections", type=_words, default=[RECIPE["projection"]], help="identity, linear, mlp (default: %(default)s)")
@@ -130,7 +133,7 @@ def build_grid(args: argparse.Namespace):
                                            "early_stopping": args.early_stopping, "loss": args.loss})
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     return Grid(tasks, args.predictors, args.modes, args.train_sizes, seeds, recipes, args.teacher, training,
-                source, args.source_size)
+                source, args.source_size, args.teacher_depth)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -63,8 +63,9 @@ class CrysGNN(CrystalGraphModel):
         """Per-atom L2-normalised embeddings ``(N_atoms, hidden)`` in the graph's node order."""
         return F.normalize(self.encode(graph), p=2, dim=1)
 
-    def encode(self, graph: dgl.DGLGraph) -> torch.Tensor:
-        """Per-atom output of the last convolution, before the L2 normalisation.
+    def encode(self, graph: dgl.DGLGraph, depth: int | None = None) -> torch.Tensor:
+        """Per-atom output of the last convolution (of the first ``depth`` convolutions
+        when given), before the L2 normalisation.
 
         Edge features are ``edata["edge_features"]`` when the graph carries them already
         expanded (e.g. CGCNN's ``nbr_fea``), else the Gaussian expansion of ``distance``.
@@ -74,7 +75,7 @@ class CrysGNN(CrystalGraphModel):
             edge = graph.edata["edge_features"]
         else:
             edge = self.edge_expansion(graph.edata["distance"])
-        for conv in self.convs:
+        for conv in list(self.convs)[:depth]:
             node = conv(graph, node, edge)
         return node
 
