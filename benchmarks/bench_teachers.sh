@@ -9,8 +9,10 @@
 # gain; λ = 10 is in stage chgnet), and the shuffled control at λ = 30.
 # Stage denoise: CGCNN distilled from the long denoising-only CrysGNN pre-training (issue 8; TEACHER,
 # default benchmarks/results/pretrain_denoise/denoise_teacher.pt) on mp_eform and perov5 at λ = 1 and 10;
-# stage denoise-control: its shuffled control at the λ validation chose (LAMBDA, default 10).
-# Usage: bash benchmarks/bench_teachers.sh [JOBS] [STAGE...]   (stages: blocks chgnet lambda alignn denoise denoise-control)
+# stage denoise-control: its shuffled control at the λ validation chose (LAMBDA, default 10);
+# stage denoise-conv1: the same teacher's first convolution (--teacher-depth 1, where its probes are
+# best) on mp_eform, distilled and shuffled at that λ.
+# Usage: bash benchmarks/bench_teachers.sh [JOBS] [STAGE...]   (stages: blocks chgnet lambda alignn denoise denoise-control denoise-conv1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${1:-2}
@@ -39,6 +41,10 @@ for STAGE in $STAGES; do
               if [ "$STAGE" = denoise ]; then $D --task $TASK --modes distilled --kd-weights 1,10
               else $D --task $TASK --modes shuffled-teacher --kd-weights "${LAMBDA:-10}"; fi
             done ;;
+    denoise-conv1)
+            T=${TEACHER:-benchmarks/results/pretrain_denoise/denoise_teacher.pt}
+            crysgnn-dgl bench --jobs $JOBS --out $OUT --report-all --train-sizes 1000 --seeds 5 --teacher $T \
+              --teacher-depth 1 --task mp_eform --modes distilled,shuffled-teacher --kd-weights "${LAMBDA:-10}" ;;
     *)      echo "unknown stage $STAGE" >&2; exit 2 ;;
   esac
 done
