@@ -105,8 +105,7 @@ class FrozenTeacher:
         require_settings(graph, self.graph_settings, "the teacher")
         _stay_in_eval(self._model)  # even if a submodule was switched by hand
         graph = graph.to(self.device)
-        rows = self._model.encode(graph, self.depth)
-        return torch.nn.functional.normalize(rows, p=2, dim=1) if normalized else rows
+        return self._model.embed(graph, self.depth) if normalized else self._model.encode(graph, self.depth)
 
     def embed_structures(self, items: Iterable[Any], ids: Iterable[str] | None = None) -> list[torch.Tensor]:
         """Per-atom embeddings of each structure (any input :func:`build_graph` accepts)."""

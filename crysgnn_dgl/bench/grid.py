@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..training.loop import TrainingSettings
-from .spec import DEFAULT_TRAINING, KD_MODES, KDRecipe, RunSpec
+from .spec import DEFAULT_TRAINING, DEPTH_MODES, KD_MODES, KDRecipe, RunSpec
 from .tasks import TaskSpec
 
 
@@ -38,6 +38,6 @@ class Grid:
             for recipe in self.recipes if mode in KD_MODES else (KDRecipe(),):
                 spec = RunSpec(task, predictor, mode, size, seed, self.teacher, recipe, self.training,
                                self.source, self.source_size,
-                               self.teacher_depth if mode in ("distilled", "shuffled-teacher") else None)
+                               self.teacher_depth if mode in DEPTH_MODES else None)
                 runs.setdefault(spec.key(), spec)
         return list(runs.values())

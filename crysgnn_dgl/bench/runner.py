@@ -59,10 +59,10 @@ def _warm(hook: Any, train: list, store: GraphStore, batch_size: int) -> None:
 
 
 def _attach(model: torch.nn.Module, spec: RunSpec, train: list, store: GraphStore) -> Any:
-    from ..distill import attach_teacher, resolve_teacher
+    from ..distill import attach_teacher
     from ..teacher import FrozenTeacher, load_teacher
 
-    teacher = resolve_teacher(spec.teacher) if spec.teacher_depth is None else load_teacher(spec.teacher, depth=spec.teacher_depth)
+    teacher = load_teacher(spec.teacher, depth=spec.teacher_depth)
     if spec.mode == "random-teacher":
         assert isinstance(teacher, FrozenTeacher)  # RunSpec: random-teacher runs need a CrysGNN teacher
         teacher = random_teacher(teacher, spec.seed + TEACHER_SEED)

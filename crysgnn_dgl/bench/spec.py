@@ -19,6 +19,8 @@ from .tasks import TaskSpec
 
 MODES = ("vanilla", "distilled", "random-teacher", "shuffled-teacher", "finetune")
 KD_MODES = ("distilled", "random-teacher", "shuffled-teacher")
+#: modes that may distil a CrysGNN teacher at a chosen depth (``teacher_depth``)
+DEPTH_MODES = ("distilled", "shuffled-teacher")
 DECAYS = ("none", "linear", "cosine")
 
 #: the training protocol of every benchmark run (see ``docs/benchmarks.md``)
@@ -109,7 +111,7 @@ class RunSpec:
             raise ValueError(f"train_size must be >= 2 (or 0: all), got {self.train_size}")
         if self.source is not None and self.source_size < 2:
             raise ValueError(f"source_size must be >= 2, got {self.source_size}")
-        if self.teacher_depth is not None and (self.named_teacher or self.mode not in ("distilled", "shuffled-teacher")):
+        if self.teacher_depth is not None and (self.named_teacher or self.mode not in DEPTH_MODES):
             raise ValueError("teacher_depth applies to a CrysGNN teacher in the distilled and shuffled-teacher modes, "
                              f"not to {self.mode!r} with teacher {self.teacher or 'bundled'!r}")
         if self.named_teacher and self.mode in CRYSGNN_ONLY_MODES:

@@ -59,9 +59,10 @@ class CrysGNN(CrystalGraphModel):
             nn.Linear(m.hidden_dim, m.hidden_dim) if m.contrastive_projection else None
         )
 
-    def embed(self, graph: dgl.DGLGraph) -> torch.Tensor:
-        """Per-atom L2-normalised embeddings ``(N_atoms, hidden)`` in the graph's node order."""
-        return F.normalize(self.encode(graph), p=2, dim=1)
+    def embed(self, graph: dgl.DGLGraph, depth: int | None = None) -> torch.Tensor:
+        """Per-atom L2-normalised embeddings ``(N_atoms, hidden)`` in the graph's node order
+        (of the first ``depth`` convolutions when given)."""
+        return F.normalize(self.encode(graph, depth), p=2, dim=1)
 
     def encode(self, graph: dgl.DGLGraph, depth: int | None = None) -> torch.Tensor:
         """Per-atom output of the last convolution (of the first ``depth`` convolutions
