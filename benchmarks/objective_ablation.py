@@ -79,11 +79,11 @@ def parse_arguments() -> argparse.Namespace:
 def prepare(work: Path, args: argparse.Namespace, report: Report):
     """The probe crystals and the pre-training inputs (an MP CSV written under ``work``)."""
     from crysgnn_dgl.checkpoint import model_from_checkpoint
-    from crysgnn_dgl.teacher import default_teacher_path
+    from crysgnn_dgl.teacher import bundled_teacher_path
     from _validation_slice import MP_FILE, duplicate_rows
 
     data = require_data()
-    teacher, checkpoint = model_from_checkpoint(default_teacher_path())
+    teacher, checkpoint = model_from_checkpoint(bundled_teacher_path("crysgnn-multitask"))  # the reference row
     crystals, training_ids = _held_out_and_training(data, checkpoint, duplicate_rows)
     probe = crystals.iloc[:args.probe_limit] if args.probe_limit else crystals
     mp = pd.read_csv(data / MP_FILE)

@@ -27,7 +27,6 @@ import argparse
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -209,7 +208,7 @@ def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default=None,
-                        help="teacher checkpoint (default: the bundled teacher)")
+                        help="teacher checkpoint or bundled teacher name (default: the default teacher)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                         help="torch seeds of the default-initialised models")
     parser.add_argument("--limit", type=int, default=None,
@@ -230,10 +229,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from crysgnn_dgl import CrysGNN
     from crysgnn_dgl.checkpoint import model_from_checkpoint
-    from crysgnn_dgl.teacher import default_teacher_path
+    from crysgnn_dgl.teacher import checkpoint_path
 
     started = time.perf_counter()
-    path = Path(args.checkpoint or default_teacher_path()).resolve()
+    path = checkpoint_path(args.checkpoint).resolve()
     teacher, checkpoint = model_from_checkpoint(path)
     held = teacher_held_out(require_data(), checkpoint.training, checkpoint.graph_settings)
     crystals = held.crystals if args.limit is None else held.crystals.iloc[:args.limit]

@@ -6,7 +6,7 @@ crystals held out from pre-training (the validation slice of the cache: seen nei
 the teacher nor by the probe fit). The same probe on a randomly initialised CrysGNN is
 the baseline.
 
-    python benchmarks/teacher_probe.py --checkpoint crysgnn_dgl/data/crysgnn_default_teacher.pt \
+    python benchmarks/teacher_probe.py --checkpoint crysgnn-multitask \
         --cache runs/pretrain_default/cache
 """
 
@@ -42,7 +42,7 @@ def pooled_embeddings(model, cache, positions, batch_size=256) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--checkpoint", default=str(REPO / "crysgnn_dgl" / "data" / "crysgnn_default_teacher.pt"))
+    parser.add_argument("--checkpoint", default="crysgnn-multitask", help="checkpoint or bundled teacher name")
     parser.add_argument("--cache", default=str(REPO / "runs" / "pretrain_default" / "cache"))
     parser.add_argument("--val-fraction", type=float, default=0.05, help="as in pre-training")
     parser.add_argument("--seed", type=int, default=0, help="pre-training split seed")
@@ -76,7 +76,9 @@ def main() -> None:
                 "formation energy (eV/atom)": np.asarray([energy[ids[p]] for p in positions])}
 
     fit_targets, test_targets = targets(fit), targets(test)
-    trained, checkpoint = model_from_checkpoint(args.checkpoint)
+    from crysgnn_dgl.teacher import checkpoint_path
+
+    trained, checkpoint = model_from_checkpoint(checkpoint_path(args.checkpoint))
     torch.manual_seed(0)
     random_model = CrysGNN(checkpoint.model_settings, checkpoint.graph_settings)
     report(f"teacher: {args.checkpoint} (epoch {checkpoint.training.get('epoch', '?')})")

@@ -21,7 +21,15 @@ from .models.crysgnn import CrysGNN
 from .teachers.protocol import stay_in_eval as _stay_in_eval
 from .teachers.registry import is_teacher_name, load_named_teacher
 
-DEFAULT_TEACHER_FILE = "crysgnn_default_teacher.pt"
+#: CrysGNN teachers shipped with the package: name -> checkpoint file in ``crysgnn_dgl/data``
+#: (each described by a model card there)
+BUNDLED_TEACHERS = {
+    "crysgnn-denoise": "crysgnn_denoise_teacher.pt",
+    "crysgnn-multitask": "crysgnn_multitask_teacher.pt",
+}
+#: the teacher ``load_teacher()`` gives with no argument (the earlier default,
+#: ``crysgnn-multitask``, stays loadable by name)
+DEFAULT_TEACHER = "crysgnn-denoise"
 
 
 class _FrozenCrysGNN(CrysGNN):
@@ -40,11 +48,19 @@ class FrozenTeacher:
     ``state_dict()`` nor be switched to training mode by ``student.train()`` or Lightning.
     ``train()`` is accepted and ignored. With ``depth``, the embeddings are the output of
     the first ``depth`` convolutions instead of the last one (an earlier layer may keep
-    information the last one loses: ``docs/benchmarks.md``, issue 8).
+    information the last one loses: ``docs/benchmarks.md``). ``depth=None`` takes the
+    depth the checkpoint recommends (its ``training["distillation"]["depth"]``), else all.
+
+    Attributes:
+        recommended_kd_weight: the ``λ`` the checkpoint recommends (its
+            ``training["distillation"]["kd_weight"]``, chosen on validation), else 1.
     """
 
     def __init__(self, model: CrysGNN, checkpoint: Checkpoint | None = None, source: str = "",
                  depth: int | None = None):
+        recommended = dict((checkpoint.training if checkpoint else {}).get("distillation") or {})
+        if depth is None:
+            depth = recommended.get("depth")
         num_conv = model.model_settings.num_conv
         if depth is not None and not (isinstance(depth, int) and 1 <= depth <= num_conv):
             raise ValueError(f"depth must be a whole number of convolutions from 1 to {num_conv}, got {depth!r}")
@@ -60,6 +76,7 @@ class FrozenTeacher:
         self.checkpoint = checkpoint
         self.source = source
         self.depth = depth
+        self.recommended_kd_weight = float(recommended.get("kd_weight", 1.0))
 
     @property
     def graph_settings(self) -> GraphSettings:
@@ -153,9 +170,26 @@ class FrozenTeacher:
         )
 
 
+def bundled_teacher_path(name: str = DEFAULT_TEACHER) -> Path:
+    """Location of a CrysGNN teacher shipped with the package (see :data:`BUNDLED_TEACHERS`)."""
+    if name not in BUNDLED_TEACHERS:
+        raise ValueError(f"no bundled teacher called {name!r}; choose from {sorted(BUNDLED_TEACHERS)}")
+    return Path(str(resources.files("crysgnn_dgl").joinpath("data", BUNDLED_TEACHERS[name])))
+
+
 def default_teacher_path() -> Path:
-    """Location of the teacher checkpoint bundled with the package."""
-    return Path(str(resources.files("crysgnn_dgl").joinpath("data", DEFAULT_TEACHER_FILE)))
+    """Location of the default teacher (:data:`DEFAULT_TEACHER`)."""
+    return bundled_teacher_path(DEFAULT_TEACHER)
+
+
+def checkpoint_path(teacher: str | os.PathLike | None) -> Path:
+    """The CrysGNN checkpoint file ``teacher`` means: a bundled teacher's name, a path, or
+    ``None`` for the default."""
+    if teacher is None:
+        return default_teacher_path()
+    if isinstance(teacher, str) and teacher in BUNDLED_TEACHERS:
+        return bundled_teacher_path(teacher)
+    return Path(teacher)
 
 
 def load_teacher(
@@ -165,18 +199,19 @@ def load_teacher(
     depth: int | None = None,
     **options: Any,
 ) -> Any:
-    """Load a frozen teacher: a CrysGNN checkpoint (either format), the bundled CrysGNN
-    default, or a named teacher (``"m3gnet"``, ``"m3gnet:gc_2"``; see
+    """Load a frozen teacher: a CrysGNN checkpoint (either format), a CrysGNN teacher
+    shipped with the package (``"crysgnn-denoise"``, the default, or the earlier
+    ``"crysgnn-multitask"``), or a named teacher (``"m3gnet"``, ``"m3gnet:gc_2"``; see
     :func:`~crysgnn_dgl.teachers.teacher_names`).
 
     Args:
         path: checkpoint file or teacher name (a name wins; write ``./m3gnet`` for a file
-            called so); ``None`` loads the CrysGNN teacher shipped with the package.
+            called so); ``None`` loads :data:`DEFAULT_TEACHER`.
         graph_settings: the featuriser settings the caller will use; refused if the
             checkpoint was trained with different ones (CrysGNN checkpoints only).
         device: where the teacher runs.
         depth: CrysGNN teachers only: distil the output of the first ``depth``
-            convolutions instead of the last (``None``: all).
+            convolutions (``None``: the depth the checkpoint recommends, else all).
         options: settings of a named teacher (e.g. ``block="gc_2"`` for M3GNet).
     """
     if is_teacher_name(path):
@@ -185,14 +220,14 @@ def load_teacher(
         return load_named_teacher(str(path), device=device, **options)
     if options:
         raise TypeError(f"options {sorted(options)} apply to named teachers only, not to CrysGNN checkpoints")
-    if path is None:
-        path = default_teacher_path()
-        if not path.is_file():
-            raise CheckpointError(
-                path,
-                "this installation has no bundled default teacher; pass a checkpoint path "
-                "(crysgnn_dgl or CrysGNN release format) or pre-train one with "
-                "`crysgnn-dgl pretrain`",
-            )
+    bundled = path is None or path in BUNDLED_TEACHERS
+    path = checkpoint_path(path)
+    if bundled and not path.is_file():
+        raise CheckpointError(
+            path,
+            "this installation does not ship this teacher; pass a checkpoint path "
+            "(crysgnn_dgl or CrysGNN release format) or pre-train one with "
+            "`crysgnn-dgl pretrain`",
+        )
     model, checkpoint = model_from_checkpoint(path, graph_settings=graph_settings)
     return FrozenTeacher(model.to(device), checkpoint, source=str(path), depth=depth)

@@ -56,7 +56,7 @@ def test_tiny_grid_end_to_end_and_resume(user_csv, tmp_path, capsys):
     distilled = [r for r in rows if r["mode"] == "distilled"]
     assert all(float(r["kd_mean"]) > 0 for r in distilled)
     summary = (out / "summary.md").read_text()
-    assert "distilled · bundled" in summary and "95 % CI" in summary
+    assert "distilled · crysgnn-denoise" in summary and "95 % CI" in summary
     skipped = (out / "skipped.tsv").read_text()
     assert bad_target in skipped and bad_cif in skipped
     assert list(out.glob("mae_vs_size_*.png")) and list(out.glob("parity_*.png"))
@@ -151,11 +151,11 @@ def test_teacher_depth_is_its_own_arm(user_csv, tmp_path, capsys):
     out = tmp_path / "depth"
     base = ["bench", "--dataset", str(path), *TINY, "--seeds", "1", "--out", str(out)]
     assert main([*base, "--modes", "vanilla,distilled"]) == 0
-    assert main([*base, "--modes", "vanilla,distilled", "--teacher-depth", "1"]) == 0
-    assert "2 run(s): 1 stored, 1 to run" in capsys.readouterr().out  # vanilla is shared, the depth-1 arm is new
+    assert main([*base, "--modes", "vanilla,distilled", "--teacher-depth", "2"]) == 0
+    assert "2 run(s): 1 stored, 1 to run" in capsys.readouterr().out  # vanilla is shared, the depth-2 arm is new
     runs = {json.loads(p.read_text())["teacher"]: json.loads(p.read_text()) for p in (out / "runs").glob("*.json")
             if json.loads(p.read_text())["mode"] == "distilled"}
-    assert set(runs) == {"bundled", "bundled (conv1)"}
-    assert runs["bundled"]["test_predictions"] != runs["bundled (conv1)"]["test_predictions"]
+    assert set(runs) == {"crysgnn-denoise", "crysgnn-denoise (conv2)"}  # the default: its recorded depth 1
+    assert runs["crysgnn-denoise"]["test_predictions"] != runs["crysgnn-denoise (conv2)"]["test_predictions"]
     assert main([*base, "--modes", "distilled", "--teacher-depth", "1", "--teacher", "m3gnet"]) == 2
     assert "teacher_depth applies to a CrysGNN teacher" in capsys.readouterr().err

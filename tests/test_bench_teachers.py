@@ -24,7 +24,7 @@ def test_crysgnn_teacher_runs_keep_their_keys(tmp_path):
     bundled = hashlib.sha256(default_teacher_path().read_bytes()).hexdigest()[:16]
     copy = tmp_path / "mine.pt"
     copy.write_bytes(default_teacher_path().read_bytes())
-    for teacher, label in ((None, "bundled"), (str(copy), "mine.pt")):
+    for teacher, label in ((None, "crysgnn-denoise"), ("crysgnn-denoise", "crysgnn-denoise"), (str(copy), "mine.pt")):
         for mode in ("vanilla", "distilled", "random-teacher", "finetune"):
             values = RunSpec(TASK, "cgcnn", mode, 12, 0, teacher, KDRecipe()).to_dict()
             assert set(values) == CRYSGNN_KEYS

@@ -26,7 +26,7 @@ def test_demo_prints_the_paired_summary_and_writes_results(tmp_path, capsys):
                  "--jobs", "1", "--out", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
-    assert re.search(r"\| distilled · bundled · .* \| vanilla \| [+-][0-9.]+ % \(\d/2\) \| \[", printed)
+    assert re.search(r"\| distilled · crysgnn-denoise · .* \| vanilla \| [+-][0-9.]+ % \(\d/2\) \| \[", printed)
     with open(out / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert sorted((r["mode"], r["seed"]) for r in rows) == [

@@ -236,5 +236,5 @@ def test_default_teacher_missing_is_a_clear_error_or_loads():
     if default_teacher_path().is_file():
         assert attach_teacher(model).teacher.embedding_dim == 64
     else:
-        with pytest.raises(Exception, match="no bundled default teacher"):
+        with pytest.raises(Exception, match="does not ship this teacher"):
             attach_teacher(model)

@@ -158,9 +158,11 @@ def test_properties_and_device(checkpoint_path):
 def test_missing_bundled_teacher_is_a_clear_error(monkeypatch, tmp_path):
     import crysgnn_dgl.teacher as teacher_module
 
-    monkeypatch.setattr(teacher_module, "default_teacher_path", lambda: tmp_path / "absent.pt")
-    with pytest.raises(CheckpointError, match="absent.pt.*no bundled default teacher"):
+    monkeypatch.setattr(teacher_module, "BUNDLED_TEACHERS", {"crysgnn-denoise": "absent.pt", "crysgnn-multitask": "gone.pt"})
+    with pytest.raises(CheckpointError, match="absent.pt.*does not ship this teacher"):
         load_teacher()
+    with pytest.raises(CheckpointError, match="gone.pt.*does not ship this teacher"):
+        load_teacher("crysgnn-multitask")
 
 
 def test_depth_distils_an_earlier_convolution(checkpoint_path, graphs):

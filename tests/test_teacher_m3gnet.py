@@ -222,6 +222,6 @@ def test_attach_uses_the_teachers_recommended_weight_unless_told(teacher):
     hook = attach_teacher(CGCNN(), teacher=teacher, settings=DistillSettings.from_kd_weight(3.0))
     assert hook.kd_weight == pytest.approx(3.0)
     hook.remove()
-    hook = attach_teacher(CGCNN())  # the bundled CrysGNN teacher: λ = 1
+    hook = attach_teacher(CGCNN(), teacher="crysgnn-multitask")  # a CrysGNN teacher recording none: λ = 1
     assert hook.kd_weight == pytest.approx(1.0)
     hook.remove()

@@ -30,10 +30,14 @@ def _example():
 
 
 def test_crysgnn_teacher_implements_the_protocol_with_its_former_salt():
-    teacher = load_teacher()
+    teacher = load_teacher("crysgnn-multitask")  # full depth: the salt of caches written before depths
     assert isinstance(teacher, Teacher) and teacher.embedding_dim == 64
     former = teacher_fingerprint(teacher._model.state_dict(), teacher.graph_settings.to_dict())
     assert teacher.fingerprint() == teacher_salt(teacher) == former
+    shallow = load_teacher()  # distilled at its recorded depth 1: a salt of its own
+    settings = {**shallow.graph_settings.to_dict(), "teacher_depth": 1}
+    assert shallow.fingerprint() == teacher_fingerprint(shallow._model.state_dict(), settings)
+    assert shallow.fingerprint() != load_teacher(depth=5).fingerprint()
     assert "m3gnet" in teacher_names()
 
 

@@ -40,9 +40,10 @@ def finetune_model(teacher_path: str) -> EncoderRegressor:
 
 
 def random_teacher(like: FrozenTeacher, seed: int) -> FrozenTeacher:
-    """The teacher's architecture at its default initialisation (drawn with ``seed``)."""
+    """The teacher's architecture at its default initialisation (drawn with ``seed``),
+    distilled at the same depth."""
     settings: ModelSettings = like.model_settings
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = CrysGNN(settings, like.graph_settings)
-    return FrozenTeacher(model, source=f"random-init (seed {seed})")
+    return FrozenTeacher(model, source=f"random-init (seed {seed})", depth=like.depth)

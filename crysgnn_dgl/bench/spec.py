@@ -83,8 +83,9 @@ CRYSGNN_ONLY_MODES = ("random-teacher", "finetune")
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything one run depends on. ``teacher`` is a CrysGNN checkpoint path (``None``:
-    the bundled teacher) or a teacher name (``m3gnet``, ``m3gnet:gc_2``, ``chgnet``); vanilla
+    """Everything one run depends on. ``teacher`` is a CrysGNN checkpoint path or bundled
+    CrysGNN teacher (``crysgnn-multitask``; ``None``: the default teacher) or a teacher
+    name (``m3gnet``, ``m3gnet:gc_2``, ``chgnet``); vanilla
     runs ignore the teacher and the recipe. ``train_size`` 0: the task's whole training
     part. With ``source``, the predictor is first trained on ``source_size`` crystals of the
     source task (same mode), then on this task (transfer, the CrysGNN paper's Table 5)."""
@@ -113,7 +114,7 @@ class RunSpec:
             raise ValueError(f"source_size must be >= 2, got {self.source_size}")
         if self.teacher_depth is not None and (self.named_teacher or self.mode not in DEPTH_MODES):
             raise ValueError("teacher_depth applies to a CrysGNN teacher in the distilled and shuffled-teacher modes, "
-                             f"not to {self.mode!r} with teacher {self.teacher or 'bundled'!r}")
+                             f"not to {self.mode!r} with teacher {self.teacher or 'the default'!r}")
         if self.named_teacher and self.mode in CRYSGNN_ONLY_MODES:
             raise ValueError(
                 f"mode {self.mode!r} needs a CrysGNN teacher (checkpoint or the bundled one), not {self.teacher!r}; "
@@ -148,13 +149,16 @@ class RunSpec:
             return ""
         if self.mode == "random-teacher":
             return "random-init"
-        label = Path(self.teacher).name if self.teacher else "bundled"
+        from ..teacher import BUNDLED_TEACHERS, DEFAULT_TEACHER
+
+        # (runs stored before crysgnn-denoise became the default say "bundled": crysgnn-multitask)
+        label = self.teacher if self.teacher in BUNDLED_TEACHERS else Path(self.teacher or DEFAULT_TEACHER).name
         return label if self.teacher_depth is None else f"{label} (conv{self.teacher_depth})"
 
     def teacher_path(self) -> str:
-        from ..teacher import default_teacher_path
+        from ..teacher import checkpoint_path
 
-        return str(self.teacher or default_teacher_path())
+        return str(checkpoint_path(self.teacher))
 
     def to_dict(self) -> dict:
         values: dict[str, Any] = {

@@ -72,11 +72,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     grid.add_argument("--seeds", type=int, default=5, help="paired seeds first-seed … first-seed+N-1 (default: %(default)s)")
     grid.add_argument("--first-seed", type=int, default=0, help="(default: %(default)s)")
     grid.add_argument("--teacher", default=None,
-                      help="a CrysGNN teacher checkpoint, or a teacher name: m3gnet (its block gc_1), m3gnet:gc_2, "
-                           "m3gnet:gc_3, chgnet (extra crysgnn_dgl[chgnet]) (default: the bundled CrysGNN teacher)")
+                      help="a CrysGNN teacher checkpoint or bundled CrysGNN teacher (crysgnn-denoise, the default; "
+                           "crysgnn-multitask), or a teacher name: m3gnet (its block gc_1), m3gnet:gc_2, "
+                           "m3gnet:gc_3, chgnet (extra crysgnn_dgl[chgnet])")
     grid.add_argument("--teacher-depth", type=int, default=None,
-                      help="distil the output of the first N convolutions of a CrysGNN teacher instead of its last "
-                           "(distilled and shuffled-teacher modes; default: all)")
+                      help="distil the output of the first N convolutions of a CrysGNN teacher "
+                           "(distilled and shuffled-teacher modes; default: the depth its checkpoint recommends, else all)")
     kd = parser.add_argument_group("KD recipe (lists make a grid)")
     kd.add_argument("--kd-weights", type=_floats, default=[RECIPE["kd_weight"]], help="λ values (default: %(default)s)")
     kd.add_argument("--projections", type=_words, default=[RECIPE["projection"]], help="identity, linear, mlp (default: %(default)s)")

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=5, help="paired seeds 0 … N-1 (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=TRAINING["epochs"],
                         help="epoch budget; runs stop early on validation MAE (default: %(default)s)")
-    parser.add_argument("--teacher", default=None, help="teacher checkpoint (default: the bundled teacher)")
+    parser.add_argument("--teacher", default=None, help="teacher checkpoint or bundled teacher name (default: crysgnn-denoise)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("crysgnn_demo"),
                         help="output folder; finished runs are reused (default: %(default)s)")

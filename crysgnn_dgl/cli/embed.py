@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXAMPLES
     parser.add_argument("inputs", nargs="+", help="CIF folders/files, CSV(.xz), JSON(.gz), ASE .db")
     parser.add_argument("--out", required=True, help="output .npz")
-    parser.add_argument("--checkpoint", help="teacher checkpoint (default: the bundled teacher)")
+    parser.add_argument("--checkpoint", help="teacher checkpoint or bundled teacher name (default: crysgnn-denoise)")
     add_source_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=64, help="structures per teacher batch")
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps")
@@ -63,7 +63,9 @@ def _check(args: argparse.Namespace) -> Path:
     require_device(args.device)
     require_inputs(args.inputs)
     if args.checkpoint is not None:
-        require_inputs([args.checkpoint])
+        from ..teacher import checkpoint_path
+
+        require_inputs([str(checkpoint_path(args.checkpoint))])
     out = output_path(args.out)
     require_writable_folder(out.parent, "--out")
     if out.is_dir():
