@@ -7,7 +7,7 @@ data order and budget: once on a plain ``ALIGNNAtomWise`` (``alignn_atomwise``, 
 name train_dgl needs), once after ``crysgnn_dgl.attach_teacher(model)``. Both final models
 are then evaluated in eval mode on the same test crystals and the two test MAEs printed.
 
-    python examples/alignn_distill.py                      # bundled subset, bundled teacher
+    python examples/alignn_distill.py                      # bundled subset, default teacher
     python examples/alignn_distill.py --data ../shared/data/mp_cgcnn36k.csv.xz \\
         --split-json ../shared/data/mp2018_megnet_e_form_split.json.gz --train-size 2000 --epochs 30
 """

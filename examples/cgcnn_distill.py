@@ -5,7 +5,7 @@ Trains the crysgnn_dgl CGCNN port twice with the plain training loop of
 ``crysgnn_dgl.attach_teacher(model)``. The loop is the same function in both runs; the
 teacher acts through the backward pass. Prints the test MAE of both.
 
-    python examples/cgcnn_distill.py                      # bundled subset, bundled teacher
+    python examples/cgcnn_distill.py                      # bundled subset, default teacher
     python examples/cgcnn_distill.py --data ../shared/data/mp_cgcnn36k.csv.xz --limit 6000
 """
 

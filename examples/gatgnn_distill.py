@@ -5,7 +5,7 @@ Trains the crysgnn_dgl GATGNN port twice with the plain training loop of
 ``crysgnn_dgl.attach_teacher(model)`` (student embeddings: the per-atom features that
 enter the composition attention). Prints the test MAE of both.
 
-    python examples/gatgnn_distill.py                     # bundled subset, bundled teacher
+    python examples/gatgnn_distill.py                     # bundled subset, default teacher
     python examples/gatgnn_distill.py --data ../shared/data/mp_cgcnn36k.csv.xz --limit 6000
 """
 

@@ -8,7 +8,7 @@ with the same seed, data order and budget: once as is, once after
 final models are evaluated in eval mode on the same test crystals and the two test MAEs
 printed.
 
-    python examples/megnet_distill.py                      # bundled subset, bundled teacher
+    python examples/megnet_distill.py                      # bundled subset, default teacher
     python examples/megnet_distill.py --data ../shared/data/mp_cgcnn36k.csv.xz \\
         --split-json ../shared/data/mp2018_megnet_e_form_split.json.gz --train-size 2000 --epochs 40
 """
