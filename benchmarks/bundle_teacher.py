@@ -161,8 +161,7 @@ def model_card(args, run: Path, source: Path, destination: Path, training: dict,
     o, opt, r, metrics = training["objectives"], training["optimizer"], training["run"], training["metrics"]
     objectives = active_objectives(o)
     epochs, planned = training["epochs_completed"], r["max_epochs"]
-    weights = " ".join(f"--{k.replace('_', '-')}-weight {v:g}" for k, v in
-                       {k[: -len("_weight")]: v for k, v in o.items() if k.endswith("_weight")}.items())
+    weights = " ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in o.items() if k.endswith("_weight"))
     command = args.command or (
         "crysgnn-dgl pretrain ../shared/data/mp_cgcnn36k.csv.xz ../shared/data/mp_elastic3k.csv.xz "
         "../shared/data/perov5.csv.xz ../shared/data/carbon24.csv.xz ../shared/data/matbench_dielectric.json.gz "

@@ -152,7 +152,9 @@ class RunSpec:
         from ..teacher import BUNDLED_TEACHERS, DEFAULT_TEACHER
 
         # (runs stored before crysgnn-denoise became the default say "bundled": crysgnn-multitask)
-        label = self.teacher if self.teacher in BUNDLED_TEACHERS else Path(self.teacher or DEFAULT_TEACHER).name
+        label = self.teacher or DEFAULT_TEACHER
+        if label not in BUNDLED_TEACHERS:
+            label = Path(label).name
         return label if self.teacher_depth is None else f"{label} (conv{self.teacher_depth})"
 
     def teacher_path(self) -> str:
