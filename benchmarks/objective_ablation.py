@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from _common import RESULTS, Report, machine_load, require_data
+from _common import REPO, RESULTS, Report, machine_load, require_data
 
 CRYSGNN_OFF = ["--feature-weight", "0", "--connectivity-weight", "0",
                "--space-group-weight", "0", "--contrastive-weight", "0"]
@@ -46,6 +46,8 @@ MMPT_PAPER = ["--mmpt-atom-type-weight", "5", "--mmpt-coordinate-weight", "1", "
               "--mmpt-barlow-twins-weight", "0.5", "--mmpt-direction-weight", "1",
               "--mmpt-same-cell-weight", "1", "--mmpt-distance-weight", "1"]
 #: name -> (description, extra pretrain options)
+DENOISE_LR003 = CRYSGNN_OFF + ["--denoising-weight", "1", "--lr", "0.03"]
+#: name -> (description, options after the common ones; a repeated option overrides)
 CONFIGS = {
     "crysgnn": ("(a) the four CrysGNN objectives, 0.25 each (defaults)", []),
     "crysgnn_denoise": ("(b) CrysGNN objectives 0.25 each + denoising 1.0 (σ 0.5 Å)",
@@ -58,7 +60,13 @@ CONFIGS = {
     "denoise_mmpt": ("(f) denoising 1.0 + MMPT at the paper's weights; CrysGNN weights 0",
                      CRYSGNN_OFF + ["--denoising-weight", "1"] + MMPT_PAPER),
     "denoise_lr003": ("(g) denoising only at the CrysGNN release's learning rate 0.03 (else as (c))",
-                      CRYSGNN_OFF + ["--denoising-weight", "1", "--lr", "0.03"]),
+                      DENOISE_LR003),
+    "crysgnn_graph": ("(h) graph-level CrysGNN only: space group + contrastive 0.25 each",
+                      ["--feature-weight", "0", "--connectivity-weight", "0"]),
+    "crysgnn_node_sg": ("(i) node-level CrysGNN + space group, 0.25 each", ["--contrastive-weight", "0"]),
+    "crysgnn_node_ntxent": ("(j) node-level CrysGNN + NT-Xent, 0.25 each", ["--space-group-weight", "0"]),
+    "denoise_lr003_b64": ("(k) as (g), batch 64", DENOISE_LR003 + ["--batch-size", "64"]),
+    "denoise_lr003_b256": ("(l) as (g), batch 256", DENOISE_LR003 + ["--batch-size", "256"]),
 }
 OUT_DIR = RESULTS / "objective_ablation"
 
@@ -175,7 +183,17 @@ def pretrain(name: str, inputs: list[str], work: Path, args: argparse.Namespace,
         timing.write_text(json.dumps({"wall_s": time.perf_counter() - started, "load": load}))
     recorded = json.loads(timing.read_text())
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines() if line.strip()]
-    return {"command": shown, **recorded, "history": history}
+    return {"command": shown, **recorded, "history": history, "teacher": export(name, out)}
+
+
+def export(name: str, out: Path) -> Path:
+    """The run's ``last.pt`` as a teacher file under results (for ``crysgnn-dgl bench --teacher``)."""
+    from crysgnn_dgl.pretrain import export_teacher
+
+    destination = OUT_DIR / f"{name}_teacher.pt"
+    if not destination.exists():
+        export_teacher(out / "checkpoints" / "last.pt", destination, {"exported_from": "last.pt"})
+    return destination
 
 
 def main() -> None:
@@ -205,7 +223,8 @@ def main() -> None:
         last = run["history"][-1]
         report(f"{name}: {CONFIGS[name][0]}")
         report(f"  $ {run['command']}")
-        report(f"  wall time {run['wall_s']:.0f} s ({run['load']} at the start)")
+        report(f"  wall time {run['wall_s']:.0f} s ({run['load']} at the start); teacher: "
+               f"{run['teacher'].relative_to(REPO)}")
         vals = {k: v for k, v in last.items() if k.startswith("val/")}
         report("  final epoch validation: " + ", ".join(f"{k[4:]} {v:.4g}" for k, v in sorted(vals.items())))
     report("")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 
 import pytest
+import torch
 
 from crysgnn_dgl.bench.spec import KDRecipe, RunSpec
 from crysgnn_dgl.bench.tasks import TaskSpec
@@ -20,8 +22,14 @@ TASK = TaskSpec(name="file", file="mine.csv", target="y")
 CRYSGNN_KEYS = {"task", "predictor", "mode", "train_size", "seed", "teacher", "teacher_sha256", "recipe", "training"}
 
 
+def _crysgnn_digest(teacher) -> str:
+    """Independent of the code under test: weights/featuriser fingerprint + architecture."""
+    settings = json.dumps(teacher.model_settings.to_dict(), sort_keys=True).encode()
+    return hashlib.sha256(bytes(teacher.fingerprint()) + settings).hexdigest()[:16]
+
+
 def test_crysgnn_teacher_runs_keep_their_keys(tmp_path):
-    bundled = hashlib.sha256(default_teacher_path().read_bytes()).hexdigest()[:16]
+    bundled = _crysgnn_digest(load_teacher())
     copy = tmp_path / "mine.pt"
     copy.write_bytes(default_teacher_path().read_bytes())
     for teacher, label in ((None, "crysgnn-denoise"), ("crysgnn-denoise", "crysgnn-denoise"), (str(copy), "mine.pt")):
@@ -31,6 +39,32 @@ def test_crysgnn_teacher_runs_keep_their_keys(tmp_path):
             uses = mode != "vanilla"
             assert values["teacher"] == (("random-init" if mode == "random-teacher" else label) if uses else "")
             assert values["teacher_sha256"] == (bundled if uses else "")
+
+
+def _rewritten(tmp_path, name: str, training_update: dict, scale: float = 1.0) -> str:
+    """A copy of the default teacher's checkpoint with other records and/or scaled weights."""
+    raw = torch.load(default_teacher_path(), map_location="cpu", weights_only=True)
+    raw["training"] = {**raw["training"], **training_update}
+    first = sorted(raw["state_dict"])[0]
+    raw["state_dict"][first] = raw["state_dict"][first] * scale
+    torch.save(raw, tmp_path / name)
+    return str(tmp_path / name)
+
+
+def test_crysgnn_keys_follow_weights_and_depth_not_file_bytes(tmp_path):
+    """Recording another λ (or any training record) keeps the teacher's digest, and so the
+    keys of its stored runs; other weights or another recorded depth change it."""
+    distillation = load_teacher().checkpoint.training["distillation"]
+
+    def key(path: str | None) -> str:
+        return RunSpec(TASK, "cgcnn", "distilled", 12, 0, path).to_dict()["teacher_sha256"]
+
+    default = key(None)
+    relabelled = _rewritten(tmp_path, "relabelled.pt", {"distillation": {**distillation, "kd_weight": 30.0}, "note": "x"})
+    assert load_teacher(relabelled).recommended_kd_weight == 30.0
+    assert key(relabelled) == default
+    assert key(_rewritten(tmp_path, "perturbed.pt", {}, scale=1.001)) != default
+    assert key(_rewritten(tmp_path, "deeper.pt", {"distillation": {**distillation, "depth": 2}})) != default
 
 
 def test_named_teachers_are_keyed_by_their_fingerprint():
@@ -77,3 +111,17 @@ def test_stores_of_a_file_task_keep_one_index_per_predictor(user_csv, tmp_path):
         reread = GraphStore(task, predictor(name), tmp_path)
         assert reread.index_path.name.endswith(f"-{name}-{reread.stem.name.rsplit('-', 1)[1]}.json")
         assert {len(inputs) for inputs in reread.inputs.values()} == {width}
+
+
+def test_default_lambda_is_the_teachers_recommendation():
+    """Without ``--kd-weights`` a run distils at the λ its teacher recommends (what
+    ``attach_teacher`` uses), and its key holds that number."""
+    for teacher in (None, "crysgnn-multitask", "m3gnet"):
+        recommended = load_teacher(teacher).recommended_kd_weight
+        for mode in ("distilled", "shuffled-teacher"):
+            implicit = RunSpec(TASK, "cgcnn", mode, 12, 0, teacher, KDRecipe())
+            explicit = RunSpec(TASK, "cgcnn", mode, 12, 0, teacher, KDRecipe(kd_weight=recommended))
+            assert implicit.recipe.kd_weight == recommended and implicit.key() == explicit.key()
+    assert load_teacher("crysgnn-multitask").recommended_kd_weight == 1.0
+    with pytest.raises(ValueError, match="λ is not set"):
+        KDRecipe().distill_settings()

@@ -114,9 +114,11 @@ def test_warm_fills_the_cache_and_kd_scale_multiplies_lambda(setup):
 
 def test_bench_recipe_defaults_are_the_hook_defaults():
     from crysgnn_dgl import load_teacher
-    from crysgnn_dgl.bench.spec import KDRecipe
+    from crysgnn_dgl.bench.spec import RunSpec
+    from crysgnn_dgl.bench.tasks import TaskSpec
 
-    chosen, hook_default = KDRecipe().distill_settings(), DistillSettings()
+    run = RunSpec(TaskSpec(name="file", file="mine.csv", target="y"), "cgcnn", "distilled", 12, 0)
+    chosen, hook_default = run.recipe.distill_settings(), DistillSettings()
     # λ: what attach_teacher takes from the default teacher; the rest: DistillSettings' defaults
     assert chosen.kd_weight == pytest.approx(load_teacher().recommended_kd_weight)
     assert chosen.differences(hook_default).keys() <= {"delta"}

@@ -26,7 +26,7 @@ def test_the_default_is_the_denoising_teacher_at_its_recorded_depth(real_structu
     assert DEFAULT_TEACHER == "crysgnn-denoise" and default_teacher_path() == bundled_teacher_path(DEFAULT_TEACHER)
     teacher = load_teacher()
     recorded = read_checkpoint(default_teacher_path()).training["distillation"]
-    assert (teacher.depth, teacher.recommended_kd_weight) == (recorded["depth"], recorded["kd_weight"]) == (1, 10.0)
+    assert (teacher.depth, teacher.recommended_kd_weight) == (recorded["depth"], recorded["kd_weight"]) == (1, 100.0)
     assert load_teacher(depth=5).depth == 5  # an explicit depth wins over the recorded one
     structure = next(iter(real_structures.values()))
     graph = build_graph(structure, teacher.graph_settings)
@@ -46,7 +46,7 @@ def test_the_default_is_the_denoising_teacher_at_its_recorded_depth(real_structu
 
 def test_attach_teacher_takes_the_recorded_kd_weight(real_structures):
     hook = attach_teacher(CGCNN(), teacher=None)
-    assert hook.kd_weight == pytest.approx(10.0)
+    assert hook.kd_weight == pytest.approx(100.0)
     hook.remove()
     hook = attach_teacher(CGCNN(), teacher="crysgnn-multitask")
     assert hook.kd_weight == pytest.approx(1.0) and hook.teacher.depth is None

@@ -13,7 +13,7 @@ TRAINING: dict[str, Any] = {
     "plateau_factor": 0.5, "min_lr": 1e-5, "early_stopping": 15,
 }
 
-#: the KD recipe chosen on validation (docs/benchmarks.md): λ = 10 won over 1 on ``mp_eform``
-#: and ``perov5`` with the default teacher (and is what M3GNet and CHGNet recommend); the
-#: rest as the defaults of :class:`~crysgnn_dgl.distill.DistillSettings`
-RECIPE: dict[str, Any] = {"kd_weight": 10.0, "projection": "linear", "target_norm": "l2", "loss": "mse", "decay": "none"}
+#: the KD recipe chosen on validation (docs/benchmarks.md), as the defaults of
+#: :class:`~crysgnn_dgl.distill.DistillSettings`; λ is the teacher's own recommendation
+#: (``recommended_kd_weight``: recorded in a CrysGNN checkpoint, chosen on validation)
+RECIPE: dict[str, Any] = {"projection": "linear", "target_norm": "l2", "loss": "mse", "decay": "none"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -32,49 +32,67 @@ class KDRecipe(SettingsBase):
     """How the KD term is formed (see :class:`~crysgnn_dgl.distill.DistillSettings`).
 
     Attributes:
-        kd_weight: ``λ``.
+        kd_weight: ``λ``; ``None``: the teacher's recommended ``λ`` (its
+            ``recommended_kd_weight``, which :func:`~crysgnn_dgl.attach_teacher` uses too),
+            filled in by :class:`RunSpec` so that run keys always hold the number.
         projection, target_norm, loss: as in ``DistillSettings``.
         decay: KD weight over training: constant (``"none"``), or decaying to 0 at the
             epoch budget linearly or along a half cosine.
     """
 
-    kd_weight: float = RECIPE["kd_weight"]
+    kd_weight: float | None = None
     projection: Literal["identity", "linear", "mlp"] = RECIPE["projection"]
     target_norm: Literal["l2", "none", "standardize"] = RECIPE["target_norm"]
     loss: Literal["mse", "cosine"] = RECIPE["loss"]
     decay: Literal["none", "linear", "cosine"] = RECIPE["decay"]
 
     def __post_init__(self) -> None:
+        if self.kd_weight is not None:  # 10 and 10.0 are one recipe, with one key
+            object.__setattr__(self, "kd_weight", float(self.kd_weight))
         if self.decay not in DECAYS:
             raise ValueError(f"decay must be one of {DECAYS}, got {self.decay!r}")
-        self.distill_settings()  # validates the rest
+        self.distill_settings(kd_weight=1.0 if self.kd_weight is None else self.kd_weight)  # validates
 
-    def distill_settings(self, shuffle: bool = False, seed: int = 0) -> DistillSettings:
+    def distill_settings(self, shuffle: bool = False, seed: int = 0, kd_weight: float | None = None) -> DistillSettings:
+        kd_weight = self.kd_weight if kd_weight is None else kd_weight
+        if kd_weight is None:
+            raise ValueError("λ is not set: a RunSpec fills in the teacher's recommended λ")
         return DistillSettings.from_kd_weight(
-            self.kd_weight, projection=self.projection, target_norm=self.target_norm,
+            kd_weight, projection=self.projection, target_norm=self.target_norm,
             loss=self.loss, shuffle_targets=shuffle, shuffle_seed=seed,
         )
 
     @property
     def label(self) -> str:
-        parts = [f"λ={self.kd_weight:g}", self.projection, self.target_norm, self.loss]
+        parts = ["λ=recommended" if self.kd_weight is None else f"λ={self.kd_weight:g}", self.projection, self.target_norm, self.loss]
         if self.decay != "none":
             parts.append(f"decay={self.decay}")
         return " ".join(parts)
 
 
-@lru_cache(maxsize=16)
-def file_digest(path: str) -> str:
-    """SHA-256 of a file's bytes (short), so that a changed teacher file reruns."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+@lru_cache(maxsize=32)
+def teacher_digest(teacher: str) -> str:
+    """Short hex digest of what a teacher computes: its weights, architecture, featuriser
+    and distilled depth (:meth:`fingerprint` plus, for a CrysGNN checkpoint, its model
+    settings). ``teacher`` is a teacher name (``m3gnet``, ``crysgnn-denoise``) or a
+    checkpoint path. Not the file's bytes: metadata stored beside the weights (the
+    recommended λ, training records) can change without re-keying stored runs."""
+    from ..teacher import FrozenTeacher, load_teacher
+
+    loaded = load_teacher(teacher)
+    fingerprint = bytes(loaded.fingerprint())
+    if isinstance(loaded, FrozenTeacher):
+        settings = json.dumps(loaded.model_settings.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(fingerprint + settings).hexdigest()[:16]
+    return fingerprint.hex()[:16]
 
 
-@lru_cache(maxsize=16)
-def named_teacher_digest(name: str) -> str:
-    """The fingerprint (weights and settings, short hex) of a named teacher such as ``m3gnet``."""
+@lru_cache(maxsize=32)
+def recommended_kd_weight(teacher: str | None) -> float:
+    """The ``λ`` a teacher recommends (``None``: the default teacher)."""
     from ..teacher import load_teacher
 
-    return load_teacher(name).fingerprint().hex()[:16]
+    return float(getattr(load_teacher(teacher), "recommended_kd_weight", 1.0))
 
 
 #: modes that need the CrysGNN teacher's own architecture (a re-initialised or fine-tuned copy)
@@ -106,6 +124,8 @@ class RunSpec:
         from .predictors import predictor
 
         predictor(self.predictor)  # known name, or a clear error
+        if self.mode in KD_MODES and self.recipe.kd_weight is None:
+            object.__setattr__(self, "recipe", replace(self.recipe, kd_weight=recommended_kd_weight(self.teacher)))
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; choose from {MODES}")
         if self.train_size < 0 or self.train_size == 1:
@@ -140,8 +160,8 @@ class RunSpec:
         return is_teacher_name(self.teacher)
 
     def teacher_digest(self) -> str:
-        """Digest of the teacher: the checkpoint file's bytes, or a named teacher's fingerprint."""
-        return named_teacher_digest(self.teacher) if self.named_teacher else file_digest(self.teacher_path())
+        """Digest of the teacher's weights and settings (:func:`teacher_digest`)."""
+        return teacher_digest(self.teacher if self.named_teacher else self.teacher_path())
 
     @property
     def teacher_label(self) -> str:

@@ -79,7 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="distil the output of the first N convolutions of a CrysGNN teacher "
                            "(distilled and shuffled-teacher modes; default: the depth its checkpoint recommends, else all)")
     kd = parser.add_argument_group("KD recipe (lists make a grid)")
-    kd.add_argument("--kd-weights", type=_floats, default=[RECIPE["kd_weight"]], help="λ values (default: %(default)s)")
+    kd.add_argument("--kd-weights", type=_floats, default=[None],
+                    help="λ values (default: the teacher's recommended λ, which attach_teacher uses too)")
     kd.add_argument("--projections", type=_words, default=[RECIPE["projection"]], help="identity, linear, mlp (default: %(default)s)")
     kd.add_argument("--target-norms", type=_words, default=[RECIPE["target_norm"]], help="l2, none, standardize (default: %(default)s)")
     kd.add_argument("--kd-losses", type=_words, default=[RECIPE["loss"]], help="mse, cosine (default: %(default)s)")
