@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The published benchmark runs (issue 7 §3, docs/benchmarks.md), in priority order, into
 # one resumable store: rerunning skips every finished run, so an interrupted sweep resumes.
-# The KD recipe is the bench default (λ = 10, chosen on validation with the default
-# teacher, crysgnn-denoise; docs/benchmarks.md), unless RECIPE overrides it; runs stored
-# before crysgnn-denoise became the default carry the teacher label "bundled" (the former
-# default, crysgnn-multitask) and λ = 1. Stage 3 also distils M3GNet (matgl, MP-2021.2.8
+# The KD recipe is the bench default (λ = the teacher's recommended one: 100 for the
+# default teacher, crysgnn-denoise, chosen on validation; docs/benchmarks.md §0), unless
+# RECIPE overrides it (RECIPE="--kd-weights 10" gives the runs published with λ = 10); runs
+# stored before crysgnn-denoise became the default carry the teacher label "bundled" (the
+# former default, crysgnn-multitask) and λ = 1. Stage 3 also distils M3GNet (matgl, MP-2021.2.8
 # weights shipped with the package) on tasks it was not trained on, at λ = 1 and 10
 # (which of the two counts is decided on validation).
 # dielectric (heavy-tailed refractive index) trains with the L1 loss: under MSE its best

@@ -67,6 +67,9 @@ CONFIGS = {
     "crysgnn_node_ntxent": ("(j) node-level CrysGNN + NT-Xent, 0.25 each", ["--space-group-weight", "0"]),
     "denoise_lr003_b64": ("(k) as (g), batch 64", DENOISE_LR003 + ["--batch-size", "64"]),
     "denoise_lr003_b256": ("(l) as (g), batch 256", DENOISE_LR003 + ["--batch-size", "256"]),
+    "denoise_lr003_constant": ("(m) as (g), constant learning rate (no cosine decay)",
+                               DENOISE_LR003 + ["--schedule", "constant"]),
+    "denoise_lr003_e30": ("(n) as (g), 30 epochs (cosine over 30)", DENOISE_LR003 + ["--epochs", "30"]),
 }
 OUT_DIR = RESULTS / "objective_ablation"
 
