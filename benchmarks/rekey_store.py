@@ -54,11 +54,11 @@ def rekey_store(store: Path, mapping: dict[str, str]) -> dict[str, str]:
             stale += 1
             continue
         digest = spec.get("teacher_sha256", "")
+        if digest in mapping.values():  # keyed already by weights and settings
+            continue
         if digest not in mapping:
             if digest and ":" not in spec["teacher"] and spec["teacher"] not in ("m3gnet", "chgnet"):
                 unknown.add((spec["teacher"], digest))
-            continue
-        if mapping[digest] == digest:
             continue
         spec["teacher_sha256"] = mapping[digest]
         record["key"] = run_key(spec)
