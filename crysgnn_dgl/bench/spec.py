@@ -51,14 +51,13 @@ class KDRecipe(SettingsBase):
             object.__setattr__(self, "kd_weight", float(self.kd_weight))
         if self.decay not in DECAYS:
             raise ValueError(f"decay must be one of {DECAYS}, got {self.decay!r}")
-        self.distill_settings(kd_weight=1.0 if self.kd_weight is None else self.kd_weight)  # validates
+        (self if self.kd_weight is not None else replace(self, kd_weight=1.0)).distill_settings()  # validates
 
-    def distill_settings(self, shuffle: bool = False, seed: int = 0, kd_weight: float | None = None) -> DistillSettings:
-        kd_weight = self.kd_weight if kd_weight is None else kd_weight
-        if kd_weight is None:
+    def distill_settings(self, shuffle: bool = False, seed: int = 0) -> DistillSettings:
+        if self.kd_weight is None:
             raise ValueError("λ is not set: a RunSpec fills in the teacher's recommended λ")
         return DistillSettings.from_kd_weight(
-            kd_weight, projection=self.projection, target_norm=self.target_norm,
+            self.kd_weight, projection=self.projection, target_norm=self.target_norm,
             loss=self.loss, shuffle_targets=shuffle, shuffle_seed=seed,
         )
 
@@ -70,6 +69,14 @@ class KDRecipe(SettingsBase):
         return " ".join(parts)
 
 
+@lru_cache(maxsize=16)
+def _loaded_teacher(teacher: str | None) -> Any:
+    """A teacher loaded once per process for its digest and its recommended λ."""
+    from ..teacher import load_teacher
+
+    return load_teacher(teacher)
+
+
 @lru_cache(maxsize=32)
 def teacher_digest(teacher: str) -> str:
     """Short hex digest of what a teacher computes: its weights, architecture, featuriser
@@ -77,9 +84,9 @@ def teacher_digest(teacher: str) -> str:
     settings). ``teacher`` is a teacher name (``m3gnet``, ``crysgnn-denoise``) or a
     checkpoint path. Not the file's bytes: metadata stored beside the weights (the
     recommended λ, training records) can change without re-keying stored runs."""
-    from ..teacher import FrozenTeacher, load_teacher
+    from ..teacher import FrozenTeacher
 
-    loaded = load_teacher(teacher)
+    loaded = _loaded_teacher(teacher)
     fingerprint = bytes(loaded.fingerprint())
     if isinstance(loaded, FrozenTeacher):
         settings = json.dumps(loaded.model_settings.to_dict(), sort_keys=True).encode()
@@ -90,9 +97,7 @@ def teacher_digest(teacher: str) -> str:
 @lru_cache(maxsize=32)
 def recommended_kd_weight(teacher: str | None) -> float:
     """The ``λ`` a teacher recommends (``None``: the default teacher)."""
-    from ..teacher import load_teacher
-
-    return float(getattr(load_teacher(teacher), "recommended_kd_weight", 1.0))
+    return float(getattr(_loaded_teacher(teacher), "recommended_kd_weight", 1.0))
 
 
 #: modes that need the CrysGNN teacher's own architecture (a re-initialised or fine-tuned copy)
