@@ -9,6 +9,7 @@ import math
 
 import pandas as pd
 import pytest
+import torch
 
 from crysgnn_dgl.bench.stats import paired_gain
 from crysgnn_dgl.bench.tasks import TaskSpec, load_task
@@ -133,17 +134,37 @@ def test_paired_gain_against_hand_computation():
 
 def test_transfer_from_a_source_task(tmp_path):
     """DFT → experiment (the CrysGNN paper's Table 5) on a tiny budget: trained on MP
-    formation energies first, then on 20 % of the experimental enthalpies."""
+    formation energies first, then on 20 % of the experimental enthalpies. The trained
+    source model is stored and reused, with the same result as training it again."""
     data_file("oqmd_ssub_experimental.dat")
     out = tmp_path / "transfer"
-    assert main(["bench", "--task", "exp_eform", "--source-task", "mp_eform", "--source-size", "16",
-                 "--limit", "150", "--train-fraction", "0.2", "--train-sizes", "all", "--seeds", "1",
-                 "--epochs", "2", "--early-stopping", "1", "--modes", "vanilla", "--out", str(out)]) == 0
-    (record,) = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+    command = ["bench", "--task", "exp_eform", "--source-task", "mp_eform", "--source-size", "16",
+               "--limit", "150", "--train-fraction", "0.2", "--train-sizes", "all", "--seeds", "1",
+               "--epochs", "2", "--early-stopping", "1", "--modes", "vanilla,distilled", "--out", str(out)]
+    assert main(command) == 0
+    trained = {r["mode"]: r for r in (json.loads(p.read_text()) for p in (out / "runs").glob("*.json"))}
+    record = trained["vanilla"]
     assert record["task"] == "exp_eform←mp_eform 16"
     assert record["train_size"] == 30  # 20 % of the first 150 matched formulas
     assert math.isfinite(record["source_test_mae"]) and math.isfinite(record["test_mae"])
     assert len(record["test_targets"]) == 150 - 30 - 15
+    sources = sorted((out / "source_models").glob("*.pt"))
+    assert len(sources) == 2  # one per mode
+
+    for path in (out / "runs").glob("*.json"):
+        path.unlink()
+    assert main(command) == 0  # now from the stored source models
+    for mode, again in ((r["mode"], r) for r in (json.loads(p.read_text()) for p in (out / "runs").glob("*.json"))):
+        for field in ("source_test_mae", "source_best_epoch", "val_mae", "test_predictions", "history"):
+            assert again[field] == trained[mode][field], (mode, field)
+
+    for path in sources:  # proof that the stored model, not a new training, gave the source figures
+        saved = torch.load(path, weights_only=True)
+        torch.save({**saved, "test_mae": 123.0}, path)
+    for path in (out / "runs").glob("*.json"):
+        path.unlink()
+    assert main(command) == 0
+    assert {json.loads(p.read_text())["source_test_mae"] for p in (out / "runs").glob("*.json")} == {123.0}
 
 
 def test_teacher_depth_is_its_own_arm(user_csv, tmp_path, capsys):

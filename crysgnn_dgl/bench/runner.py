@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -85,14 +86,47 @@ def _train(model, spec: RunSpec, store: GraphStore, hook: Any, train, val, test,
     )
 
 
+def _source_checkpoint(spec: RunSpec, source_dir: Path | None) -> Path | None:
+    """Where the trained source model of a transfer run is kept (``None``: not kept).
+    Shuffled-teacher runs are not: their permutations continue from the source phase."""
+    if source_dir is None or spec.source is None or spec.mode == "shuffled-teacher":
+        return None
+    return source_dir / f"{spec.source_run().key()}.pt"
+
+
+def _source_phase(model: torch.nn.Module, spec: RunSpec, source_store: GraphStore | None, first: tuple[list, list, list, list[int]] | None,
+                  hook: Any, checkpoint: Path | None, log) -> tuple[float, int]:
+    """Train ``model`` (and its projection head) on the source task, or load the weights a
+    previous run with the same :meth:`RunSpec.source_run` stored at ``checkpoint``;
+    returns the source model's test MAE and best epoch. ``first``: the source split."""
+    if first is None:
+        assert checkpoint is not None  # run_one splits the source task unless the checkpoint exists
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        model.load_state_dict(saved["model"])
+        return float(saved["test_mae"]), int(saved["best_epoch"])
+    assert source_store is not None  # checked with first
+    source_train, source_val, source_test, _ = first
+    result = _train(model, spec, source_store, hook, source_train, source_val, source_test, log)
+    if checkpoint is not None:
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        partial = checkpoint.with_suffix(".partial")
+        torch.save({"model": model.state_dict(), "test_mae": result.test_mae, "best_epoch": result.best_epoch},
+                   partial)
+        partial.replace(checkpoint)  # a killed run leaves no half-written source model
+    return result.test_mae, result.best_epoch
+
+
 def run_one(spec: RunSpec, store: GraphStore, log=None, keep_predictions: bool = True,
-            source_store: GraphStore | None = None) -> dict[str, Any]:
+            source_store: GraphStore | None = None, source_dir: Path | None = None) -> dict[str, Any]:
     """Train and evaluate one run; returns its result record (MAEs in target units).
-    A transfer run (``spec.source``) first trains on ``source_store``'s task."""
+    A transfer run (``spec.source``) first trains on ``source_store``'s task; with
+    ``source_dir`` the trained source model is stored there and reused by later transfer
+    runs of the same source phase (bit-identical to training it again)."""
     start = time.perf_counter()
     train, val, test, indices = training_split(store, spec.train_size, spec.seed)
-    first = None  # the source task's split of a transfer run
-    if spec.source is not None:
+    checkpoint = _source_checkpoint(spec, source_dir)
+    first = None  # the source task's split, when the source phase trains
+    if spec.source is not None and not (checkpoint is not None and checkpoint.exists()):
         if source_store is None:
             raise ValueError(f"{spec.task_label}: a transfer run needs source_store (the source task's graphs)")
         first = training_split(source_store, spec.source_size, spec.seed)
@@ -107,11 +141,12 @@ def run_one(spec: RunSpec, store: GraphStore, log=None, keep_predictions: bool =
     hook = _attach(model, spec, first[0] if first else train, store) if spec.mode in KD_MODES else None
     source_result = None
     try:
-        if first is not None:
-            assert source_store is not None  # checked with first
-            source_result = _train(model, spec, source_store, hook, *first[:3], log)
+        if spec.source is not None:
+            source_result = _source_phase(model, spec, source_store, first, hook, checkpoint, log)
             if hook is not None:
-                _warm(hook, train, store, spec.training.batch_size)
+                if first is not None:
+                    _warm(hook, train, store, spec.training.batch_size)
+                hook.reset_kd_mean()  # the record's KD mean is the target phase's
         result = _train(model, spec, store, hook, train, val, test, log)
         kd_mean = hook.kd_mean if hook is not None else None
     finally:
@@ -130,8 +165,7 @@ def run_one(spec: RunSpec, store: GraphStore, log=None, keep_predictions: bool =
     if store.predictor.hyper:
         record["hyper"] = store.predictor.hyper
     if source_result is not None:
-        record["source_test_mae"] = source_result.test_mae
-        record["source_best_epoch"] = source_result.best_epoch
+        record["source_test_mae"], record["source_best_epoch"] = source_result
     if keep_predictions:
         record["history"] = [{k: v for k, v in row.items() if k != "seconds"} for row in result.history]
         record["test_predictions"] = [round(float(v), 6) for v in result.test_predictions]

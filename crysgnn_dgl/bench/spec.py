@@ -153,6 +153,14 @@ class RunSpec:
         label = self.task.label if self.source is None else f"{self.task.label}←{self.source.label} {self.source_size}"
         return label if self.training.loss == "mse" else f"{label} ({self.training.loss} loss)"
 
+    def source_run(self) -> RunSpec:
+        """The source phase of a transfer run as a run of its own: same predictor, mode,
+        seed, teacher, recipe and training, on ``source_size`` crystals of the source task.
+        Its key names the trained source model, which every target fraction shares."""
+        if self.source is None:
+            raise ValueError(f"{self.task_label} is not a transfer run (no source task)")
+        return replace(self, task=self.source, train_size=self.source_size, source=None)
+
     @property
     def uses_teacher(self) -> bool:
         return self.mode != "vanilla"

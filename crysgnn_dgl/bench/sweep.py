@@ -1,6 +1,8 @@
 """A sweep: the grid of runs, stored one JSON file per finished run under its key
 (``<out>/runs/<key>.json``), so an interrupted sweep resumes where it stopped and a
-repeated command reruns nothing. Runs go to ``jobs`` worker processes (one thread each)."""
+repeated command reruns nothing. Runs go to ``jobs`` worker processes (one thread each).
+Transfer runs keep their trained source models in ``<out>/source_models/``, shared by
+every target fraction of the same source phase."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from .spec import RunSpec
 from .tasks import TaskData, TaskSpec, load_task
 
 _WORKER: dict[str, Any] = {}
+#: the folder of ``out`` that holds the trained source models of transfer runs
+SOURCE_MODELS = "source_models"
 
 
 def result_path(out: Path, spec: RunSpec) -> Path:
@@ -108,7 +112,8 @@ def _run_in_worker(job: tuple[RunSpec, str, str | None, bool]) -> tuple[str, dic
     log, close = _epoch_reporter(spec, verbose)
     try:
         source = _store(spec, Path(out), data, spec.source) if spec.source is not None else None
-        record = run_one(spec, _store(spec, Path(out), data), log=log, source_store=source)
+        record = run_one(spec, _store(spec, Path(out), data), log=log, source_store=source,
+                         source_dir=Path(out) / SOURCE_MODELS)
     except (ValueError, RuntimeError, OSError) as exc:
         return spec.key(), None, f"{type(exc).__name__}: {exc}"
     finally:
