@@ -39,6 +39,8 @@ _PUBLIC = {
     "register_adapter": "crysgnn_dgl.distill.adapter",
     "DistillHook": "crysgnn_dgl.distill.hook",
     "DistillSettings": "crysgnn_dgl.distill.settings",
+    "finetune_model": "crysgnn_dgl.finetune",
+    "CrysGNNRegressor": "crysgnn_dgl.finetune",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]

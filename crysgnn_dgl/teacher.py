@@ -220,14 +220,26 @@ def load_teacher(
         return load_named_teacher(str(path), device=device, **options)
     if options:
         raise TypeError(f"options {sorted(options)} apply to named teachers only, not to CrysGNN checkpoints")
+    model, checkpoint, source = load_crysgnn(path, graph_settings)
+    return FrozenTeacher(model.to(device), checkpoint, source=str(source), depth=depth)
+
+
+def load_crysgnn(
+    path: str | os.PathLike | None = None, graph_settings: GraphSettings | None = None,
+) -> tuple[CrysGNN, Checkpoint, Path]:
+    """The trainable CrysGNN a checkpoint holds (a bundled teacher's name, a path, or
+    ``None`` for :data:`DEFAULT_TEACHER`), its checkpoint, and the file it came from."""
+    if is_teacher_name(path):
+        raise ValueError(f"{path!r} is not a CrysGNN teacher; give a CrysGNN checkpoint or one of "
+                         f"{sorted(BUNDLED_TEACHERS)}")
     bundled = path is None or path in BUNDLED_TEACHERS
-    path = checkpoint_path(path)
-    if bundled and not path.is_file():
+    file = checkpoint_path(path)
+    if bundled and not file.is_file():
         raise CheckpointError(
-            path,
+            file,
             "this installation does not ship this teacher; pass a checkpoint path "
             "(crysgnn_dgl or CrysGNN release format) or pre-train one with "
             "`crysgnn-dgl pretrain`",
         )
-    model, checkpoint = model_from_checkpoint(path, graph_settings=graph_settings)
-    return FrozenTeacher(model.to(device), checkpoint, source=str(path), depth=depth)
+    model, checkpoint = model_from_checkpoint(file, graph_settings=graph_settings)
+    return model, checkpoint, file

@@ -10,10 +10,11 @@ from typing import Any
 
 import torch
 
+from ..finetune import finetune_model
 from ..training.loop import train_predictor
 from ..training.normalizer import TargetNormalizer
 from .graphs import GraphStore
-from .models import finetune_model, random_teacher
+from .models import random_teacher
 from .predictors import crysgnn_features
 from .spec import KD_MODES, RunSpec
 
