@@ -44,9 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     torch.manual_seed(args.seed)
     pretrained = finetune_model(args.teacher)
-    torch.manual_seed(args.seed)  # the same head initialisation for both runs
     scratch = CrysGNNRegressor(CrysGNN(pretrained.encoder.model_settings, pretrained.graph_settings))
-    scratch.fc.load_state_dict(pretrained.fc.state_dict())
+    scratch.fc.load_state_dict(pretrained.fc.state_dict())  # the same head initialisation for both runs
     scratch.fc_out.load_state_dict(pretrained.fc_out.state_dict())
     data = CrystalGraphDataset.from_table(args.data or bundled_demo_table(), args.target, limit=args.limit,
                                           graph_settings=pretrained.graph_settings)
