@@ -13,6 +13,7 @@ import torch
 from ..finetune import finetune_model
 from ..training.loop import train_predictor
 from ..training.normalizer import TargetNormalizer
+from ..training.resume import EpochCheckpoint
 from .graphs import GraphStore
 from .models import random_teacher
 from .predictors import crysgnn_features
@@ -77,13 +78,15 @@ def _attach(model: torch.nn.Module, spec: RunSpec, train: list, store: GraphStor
     return hook
 
 
-def _train(model, spec: RunSpec, store: GraphStore, hook: Any, train, val, test, log):
+def _train(model, spec: RunSpec, store: GraphStore, hook: Any, train, val, test, log,
+           checkpoint: EpochCheckpoint | None = None):
     normalizer = TargetNormalizer(torch.stack([target for _, target in train]))
     torch.manual_seed(spec.seed + TRAIN_SEED)
     training = spec.training.__class__.from_dict({**spec.training.to_dict(), "seed": spec.seed})
     return train_predictor(
         model, train, val or None, test, training, normalizer, log, collate=store.predictor.collate,
         on_epoch_start=_kd_schedule(hook, spec) if hook is not None and spec.recipe.decay != "none" else None,
+        checkpoint=checkpoint,
     )
 
 
@@ -118,11 +121,15 @@ def _source_phase(model: torch.nn.Module, spec: RunSpec, source_store: GraphStor
 
 
 def run_one(spec: RunSpec, store: GraphStore, log=None, keep_predictions: bool = True,
-            source_store: GraphStore | None = None, source_dir: Path | None = None) -> dict[str, Any]:
+            source_store: GraphStore | None = None, source_dir: Path | None = None,
+            epoch_checkpoint: Path | None = None) -> dict[str, Any]:
     """Train and evaluate one run; returns its result record (MAEs in target units).
     A transfer run (``spec.source``) first trains on ``source_store``'s task; with
     ``source_dir`` the trained source model is stored there and reused by later transfer
-    runs of the same source phase (bit-identical to training it again)."""
+    runs of the same source phase (bit-identical to training it again). With
+    ``epoch_checkpoint`` (a file path) the run saves its state after every epoch there and, when
+    the file exists, resumes after its last epoch with the same result bit for bit
+    (transfer runs always start over: their source phase is not checkpointed)."""
     start = time.perf_counter()
     train, val, test, indices = training_split(store, spec.train_size, spec.seed)
     checkpoint = _source_checkpoint(spec, source_dir)
@@ -148,7 +155,9 @@ def run_one(spec: RunSpec, store: GraphStore, log=None, keep_predictions: bool =
                 if first is not None:
                     _warm(hook, train, store, spec.training.batch_size)
                 hook.reset_kd_mean()  # the record's KD mean is the target phase's
-        result = _train(model, spec, store, hook, train, val, test, log)
+        epochs = None if epoch_checkpoint is None or spec.source is not None else EpochCheckpoint(
+            epoch_checkpoint, hook.state_dict if hook is not None else None, hook.load_state_dict if hook is not None else None)
+        result = _train(model, spec, store, hook, train, val, test, log, epochs)
         kd_mean = hook.kd_mean if hook is not None else None
     finally:
         if hook is not None:
@@ -159,12 +168,14 @@ def run_one(spec: RunSpec, store: GraphStore, log=None, keep_predictions: bool =
         "train_size": len(indices), "seed": spec.seed,
         "val_mae": result.best_val_mae, "test_mae": result.test_mae,
         "best_epoch": result.best_epoch, "epochs": result.epochs,
-        "seconds": round(time.perf_counter() - start, 2),
+        "seconds": round(result.previous_seconds + time.perf_counter() - start, 2),
         "kd_mean": kd_mean if kd_mean is not None else float("nan"),
         "unit": spec.task.unit, "key": spec.key(),
     }
     if store.predictor.hyper:
         record["hyper"] = store.predictor.hyper
+    if result.resumed_after:
+        record["resumed_after_epoch"] = result.resumed_after
     if source_result is not None:
         record["source_test_mae"], record["source_best_epoch"] = source_result
     if keep_predictions:

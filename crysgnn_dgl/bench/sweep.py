@@ -1,8 +1,10 @@
 """A sweep: the grid of runs, stored one JSON file per finished run under its key
 (``<out>/runs/<key>.json``), so an interrupted sweep resumes where it stopped and a
 repeated command reruns nothing. Runs go to ``jobs`` worker processes (one thread each).
-Transfer runs keep their trained source models in ``<out>/source_models/``, shared by
-every target fraction of the same source phase."""
+A run in progress keeps its state after every epoch in ``<out>/partial/<key>.pt``, so a
+killed sweep resumes it after its last finished epoch (bit for bit the uninterrupted run);
+the file is deleted once the result is stored. Transfer runs keep their trained source
+models in ``<out>/source_models/``, shared by every target fraction of the same source phase."""
 
 from __future__ import annotations
 
@@ -22,10 +24,17 @@ from .tasks import TaskData, TaskSpec, load_task
 _WORKER: dict[str, Any] = {}
 #: the folder of ``out`` that holds the trained source models of transfer runs
 SOURCE_MODELS = "source_models"
+#: the folder of ``out`` that holds the epoch checkpoints of runs in progress
+PARTIAL = "partial"
 
 
 def result_path(out: Path, spec: RunSpec) -> Path:
     return Path(out) / "runs" / f"{spec.key()}.json"
+
+
+def partial_path(out: Path, spec: RunSpec) -> Path:
+    """The epoch checkpoint of ``spec`` while it runs."""
+    return Path(out) / PARTIAL / f"{spec.key()}.pt"
 
 
 def load_result(out: Path, spec: RunSpec) -> dict[str, Any] | None:
@@ -113,12 +122,13 @@ def _run_in_worker(job: tuple[RunSpec, str, str | None, bool]) -> tuple[str, dic
     try:
         source = _store(spec, Path(out), data, spec.source) if spec.source is not None else None
         record = run_one(spec, _store(spec, Path(out), data), log=log, source_store=source,
-                         source_dir=Path(out) / SOURCE_MODELS)
+                         source_dir=Path(out) / SOURCE_MODELS, epoch_checkpoint=partial_path(Path(out), spec))
     except (ValueError, RuntimeError, OSError) as exc:
         return spec.key(), None, f"{type(exc).__name__}: {exc}"
     finally:
         close()
     _save_result(Path(out), spec, record)
+    partial_path(Path(out), spec).unlink(missing_ok=True)
     return spec.key(), record, ""
 
 

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..placement import device_of, dtype_of
 from ..threads import torch_threads
 from .adapter import Adapter
 from .cache import EmbeddingCache
@@ -104,7 +105,7 @@ class DistillHook:
         self._warned: set[str] = set()
         width = adapter.student_width(self.student)
         self.head = make_projection(settings.projection, width, teacher.embedding_dim, settings.mlp_hidden)
-        self.head.to(_device_of(self.student), _dtype_of(self.student))
+        self.head.to(device_of(self.student), dtype_of(self.student))
         self.student.add_module(HEAD_NAME, self.head)
         self._handles = [
             self.student.register_forward_pre_hook(self._before_forward, with_kwargs=True),
@@ -165,6 +166,28 @@ class DistillHook:
     def reset_kd_mean(self) -> None:
         self._kd_sum, self._kd_count = 0.0, 0
 
+    def state_dict(self) -> dict[str, Any]:
+        """The hook's training state that the model's ``state_dict`` does not hold (the head
+        is the student's submodule and is there): the shuffled control's permutation stream,
+        the KD running mean, the KD scale, the target statistics and the counters. Save it
+        with an epoch checkpoint so that a resumed run continues bit for bit."""
+        statistics = self.target_statistics
+        return {
+            "shuffle": self._shuffle.get_state(), "kd_sum": self._kd_sum, "kd_count": self._kd_count,
+            "kd_scale": self.kd_scale, "teacher_calls": self.teacher_calls, "teacher_crystals": self.teacher_crystals,
+            "target_mean": statistics.mean, "target_std": statistics.std,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self._shuffle.set_state(state["shuffle"])
+        self._kd_sum, self._kd_count = float(state["kd_sum"]), int(state["kd_count"])
+        self.kd_scale = float(state["kd_scale"])
+        self.teacher_calls, self.teacher_crystals = int(state["teacher_calls"]), int(state["teacher_crystals"])
+        if state["target_mean"] is not None:
+            self.target_statistics = TargetStatistics()
+            self.target_statistics.mean, self.target_statistics.std = state["target_mean"], state["target_std"]
+
     def parameters(self):
         """Parameters of the projection head (add them to an optimiser built before attaching)."""
         return self.head.parameters()
@@ -177,7 +200,7 @@ class DistillHook:
         """
         step = self._step
         if step is None:
-            return torch.zeros((), device=_device_of(self.student))
+            return torch.zeros((), device=device_of(self.student))
         step.explicit = True
         self._record(step)
         return step.weight * step.kd
@@ -376,16 +399,3 @@ class DistillHook:
                 )
             self._head_snapshot = None
 
-
-def _dtype_of(module: nn.Module) -> torch.dtype:
-    for parameter in module.parameters():
-        if parameter.is_floating_point() and not isinstance(parameter, nn.parameter.UninitializedParameter):
-            return parameter.dtype
-    return torch.get_default_dtype()
-
-
-def _device_of(module: nn.Module) -> torch.device:
-    for parameter in module.parameters():
-        if not isinstance(parameter, nn.parameter.UninitializedParameter):
-            return parameter.device
-    return torch.device("cpu")

@@ -21,8 +21,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..config import SettingsBase
+from ..placement import device_of
 from .dataset import collate_graphs
 from .normalizer import TargetNormalizer
+from .resume import EpochCheckpoint
 
 
 #: supervised losses of :attr:`TrainingSettings.loss`, on normalised targets
@@ -79,7 +81,9 @@ class TrainingSettings(SettingsBase):
 
 @dataclass
 class TrainingResult:
-    """What a training run produced (MAEs in target units)."""
+    """What a training run produced (MAEs in target units). ``seconds`` counts every
+    process's training time; a run resumed from an epoch checkpoint records the epoch it
+    resumed after and the ``previous_seconds`` spent before (0 when it was not resumed)."""
 
     history: list[dict[str, float]] = field(default_factory=list)
     epochs: int = 0
@@ -89,6 +93,8 @@ class TrainingResult:
     test_predictions: torch.Tensor | None = None
     test_targets: torch.Tensor | None = None
     seconds: float = 0.0
+    resumed_after: int = 0
+    previous_seconds: float = 0.0
 
 
 def _loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, collate: Callable = collate_graphs) -> DataLoader:
@@ -124,10 +130,6 @@ def _optimizer(model: nn.Module, settings: TrainingSettings) -> torch.optim.Opti
     return torch.optim.Adam(params, settings.lr, weight_decay=settings.weight_decay)
 
 
-def _device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
 @torch.no_grad()
 def predict(
     model: nn.Module, dataset: Dataset, normalizer: TargetNormalizer, batch_size: int = 256,
@@ -135,7 +137,7 @@ def predict(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Predictions (denormalised) and targets of ``dataset`` in evaluation mode."""
     model.eval()
-    device = _device(model)
+    device = device_of(model)
     predictions, targets = [], []
     for inputs, target in _loader(dataset, batch_size, shuffle=False, seed=0, collate=collate):
         predictions.append(normalizer.denorm(_call(model, _to(inputs, device)).reshape(-1)).cpu())
@@ -153,6 +155,7 @@ def train_predictor(
     log: Callable[[str], None] | None = None,
     collate: Callable = collate_graphs,
     on_epoch_start: Callable[[int], None] | None = None,
+    checkpoint: EpochCheckpoint | None = None,
 ) -> TrainingResult:
     """Train ``model`` on ``train_set`` and report the test MAE.
 
@@ -161,18 +164,37 @@ def train_predictor(
     ``(B,)`` predictions. The optimiser is built from ``model.parameters()`` when training
     starts. ``on_epoch_start(epoch)`` runs before each epoch (e.g. a KD-weight schedule).
     Without a validation set the weights after the last epoch are tested.
+
+    With ``checkpoint`` the loop's state is saved after every epoch (before ``log`` sees
+    it) and, when the file exists, training continues after its last epoch: the result
+    equals the uninterrupted run's bit for bit (same settings, data and model required).
     """
     settings = settings or TrainingSettings()
     if normalizer is None:
         # map-style datasets have a length (torch's Dataset type does not declare __len__)
         normalizer = TargetNormalizer(torch.stack([train_set[i][1] for i in range(len(cast(Sized, train_set)))]))
-    device = _device(model)
+    device = device_of(model)
     optimizer = _optimizer(model, settings)
     scheduler = _scheduler(optimizer, settings)
     criterion = LOSSES[settings.loss]()
     result = TrainingResult()
-    best_state, start, stale = None, time.perf_counter(), 0
-    for epoch in range(1, settings.epochs + 1):
+    best_state, start, stale, stopped, first = None, time.perf_counter(), 0, False, 1
+    saved = checkpoint.load(settings.to_dict()) if checkpoint is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        result.history, result.epochs = saved["history"], saved["epoch"]
+        result.best_epoch, result.best_val_mae = saved["best_epoch"], saved["best_val_mae"]
+        best_state, stale, stopped = saved["best_state"], saved["stale"], saved["stopped"]
+        result.resumed_after, result.previous_seconds = saved["epoch"], saved["seconds"]
+        first = saved["epoch"] + 1
+        torch.set_rng_state(saved["rng"])
+        if device.type == "cuda":
+            torch.cuda.set_rng_state(saved["cuda_rng"], device)
+    for epoch in range(first, settings.epochs + 1):
+        if stopped:
+            break
         epoch_start = time.perf_counter()
         if on_epoch_start is not None:
             on_epoch_start(epoch)
@@ -204,10 +226,18 @@ def train_predictor(
         record["seconds"] = time.perf_counter() - epoch_start
         result.history.append(record)
         result.epochs = epoch
+        stopped = settings.early_stopping is not None and best_state is not None and stale >= settings.early_stopping
+        if checkpoint is not None:
+            checkpoint.save({
+                "settings": settings.to_dict(), "epoch": epoch, "stopped": stopped, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "history": result.history, "best_epoch": result.best_epoch, "best_val_mae": result.best_val_mae,
+                "best_state": best_state, "stale": stale, "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                "seconds": result.previous_seconds + time.perf_counter() - start,
+            })
         if log is not None:
             log(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
-        if settings.early_stopping is not None and best_state is not None and stale >= settings.early_stopping:
-            break
     if best_state is not None:
         model.load_state_dict(best_state)
     else:
@@ -215,5 +245,5 @@ def train_predictor(
     predictions, targets = predict(model, test_set, normalizer, collate=collate)
     result.test_predictions, result.test_targets = predictions, targets
     result.test_mae = float((predictions - targets).abs().mean())
-    result.seconds = time.perf_counter() - start
+    result.seconds = result.previous_seconds + time.perf_counter() - start
     return result
