@@ -94,7 +94,12 @@ def _epoch_reporter(spec: RunSpec, verbose: bool):
     identity = multiprocessing.current_process()._identity
     bar = tqdm(total=spec.training.epochs, desc=f"  {spec.mode} n={spec.train_size} seed={spec.seed}", unit="epoch",
                leave=False, position=identity[0] if identity else 1, file=sys.stderr, dynamic_ncols=True)
-    return (lambda line: bar.update(1)), bar.close
+
+    def advance(line: str) -> None:  # the loop's lines start "epoch N" (N > 1 at once after a resume)
+        words = line.split()
+        bar.update(int(words[1]) - bar.n if words[:1] == ["epoch"] and words[1].isdigit() else 1)
+
+    return advance, bar.close
 
 
 def exit_with_parent(poll_seconds: float = 1.0) -> None:
