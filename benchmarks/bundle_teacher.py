@@ -5,6 +5,11 @@ write its model card from the run's own records, the per-layer probes
 
     python benchmarks/bundle_teacher.py --name crysgnn-denoise --run runs/denoise \
         --depth 1 --kd-weight 10 --diagnosis benchmarks/results/pretrain_denoise/teacher_diagnosis.txt
+
+``--refresh-gains`` rewrites only the card's distillation-gains section from the store
+(no pre-training folder needed), after new benchmark runs:
+
+    python benchmarks/bundle_teacher.py --name crysgnn-denoise --refresh-gains
 """
 
 from __future__ import annotations
@@ -117,7 +122,9 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", required=True, choices=sorted(BUNDLED_TEACHERS))
-    parser.add_argument("--run", required=True, help="the `crysgnn-dgl pretrain --out` folder")
+    parser.add_argument("--run", help="the `crysgnn-dgl pretrain --out` folder")
+    parser.add_argument("--refresh-gains", action="store_true",
+                        help="only rewrite the existing card's distillation-gains section from --store")
     parser.add_argument("--checkpoint", default="best", help="best, last or epoch_XXX")
     parser.add_argument("--depth", type=int, default=None, help="recommended distillation depth (convolutions)")
     parser.add_argument("--kd-weight", type=float, default=None, help="recommended λ")
@@ -126,6 +133,11 @@ def main() -> None:
     parser.add_argument("--store", default=str(RESULTS / "bench" / "main"), help="benchmark store")
     parser.add_argument("--command", default=None, help="the pre-training command (default: from the run's config)")
     args = parser.parse_args()
+    if args.refresh_gains:
+        refresh_gains(DATA / f"MODEL_CARD_{args.name}.md", Path(args.store), args.name)
+        return
+    if not args.run:
+        parser.error("--run is required unless --refresh-gains")
     from crysgnn_dgl import read_checkpoint
     from crysgnn_dgl.pretrain import export_teacher
 
@@ -148,6 +160,19 @@ def main() -> None:
     card_path = DATA / f"MODEL_CARD_{args.name}.md"
     card_path.write_text(card)
     print(f"bundled {destination} ({destination.stat().st_size} bytes) and wrote {card_path}")
+
+
+GAINS_HEADING = "## Distillation gains"
+
+
+def refresh_gains(card_path: Path, store: Path, name: str) -> None:
+    """Replace the body of the card's distillation-gains section with the store's runs."""
+    card = card_path.read_text()
+    start = card.index(GAINS_HEADING)
+    body_start = card.index("\n\n", start) + 2
+    end = card.index("\n## ", body_start)
+    card_path.write_text(card[:body_start] + distillation_summary(store, name) + "\n" + card[end:])
+    print(f"refreshed the distillation gains of {card_path}")
 
 
 def model_card(args, run: Path, source: Path, destination: Path, training: dict, diagnosis: str,
@@ -246,7 +271,7 @@ Full output (`{diagnosis_path.relative_to(REPO) if diagnosis_path.is_relative_to
 {diagnosis.strip()}
 ```
 
-## Distillation gains (`crysgnn-dgl bench`, store `{Path(args.store).relative_to(REPO) if Path(args.store).is_relative_to(REPO) else args.store}`)
+{GAINS_HEADING} (`crysgnn-dgl bench`, store `{Path(args.store).relative_to(REPO) if Path(args.store).is_relative_to(REPO) else args.store}`)
 
 {distillation_summary(Path(args.store), args.name)}
 
