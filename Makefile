@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[alignn,matgl,pretrain,test]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[alignn,matgl,chgnet,pretrain,test]"
 	$(BIN)/crysgnn-dgl doctor --install-startup-hook
 	touch $(STAMP)
 
