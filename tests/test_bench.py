@@ -44,6 +44,8 @@ def test_tiny_grid_end_to_end_and_resume(user_csv, tmp_path, capsys):
     path, bad_target, bad_cif = user_csv
     out = tmp_path / "sweep"
     argv = ["bench", "--dataset", str(path), *TINY, "--modes", "vanilla,distilled", "--out", str(out)]
+    assert main([*argv, "--plan"]) == 0
+    assert "4 run(s) in" in capsys.readouterr().out and not out.exists()  # --plan writes nothing
     assert main(argv) == 0
     rows = _rows(out)
     assert len(rows) == 4
@@ -71,6 +73,28 @@ def test_tiny_grid_end_to_end_and_resume(user_csv, tmp_path, capsys):
     assert len(invocations) == 2 and all(entry["runs"] == 4 for entry in invocations)
     assert invocations[1]["options"]["modes"] == ["vanilla", "distilled"]
     assert sorted(invocations[0]["keys"]) == sorted(p.stem for p in (out / "runs").glob("*.json"))
+
+
+    # --plan: stored runs with their test MAE, a run in progress with the epoch it resumes
+    # after, an unusable checkpoint named, the rest to run; nothing is written
+    from crysgnn_dgl.bench.sweep import partial_path
+    from crysgnn_dgl.cli import build_parser
+    from crysgnn_dgl.cli.bench import build_grid
+    from crysgnn_dgl.training.resume import EpochCheckpoint
+
+    wider = [*argv, "--seeds", "3"]
+    new_specs = [s for s in build_grid(build_parser().parse_args(wider)).specs() if s.seed == 2]
+    EpochCheckpoint(partial_path(out, new_specs[0])).save({"settings": {}, "epoch": 1})
+    partial_path(out, new_specs[1]).write_bytes(b"not a checkpoint")
+    capsys.readouterr()
+    assert main([*wider, "--plan"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].endswith("4 stored, 2 in progress, 0 to run")
+    stored = {f"seed {r['seed']}: stored (test MAE {float(r['test_mae']):.4g}" for r in rows}
+    assert sum(any(line.startswith(mark, line.index("seed ")) for mark in stored) for line in lines[:-1]) == 4
+    assert "seed 2: in progress (resumes after epoch 1 of a 2-epoch budget)" in lines[4]
+    assert "unusable epoch checkpoint" in lines[5] and str(partial_path(out, new_specs[1])) in lines[5]
+    assert len((out / "invocations.jsonl").read_text().splitlines()) == 2
 
 
 def test_paired_vanilla_is_bit_identical_and_lambda_zero_equals_vanilla(user_csv, tmp_path):

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from .grid import Grid
-from .report import write_report
-from .sweep import load_result, prepare_graphs, run_sweep, stored_results
+from .spec import KD_MODES
+from .report import arm_name, write_report
+from .sweep import load_result, prepare_graphs, run_status, run_sweep, stored_results
 
 
 def _bar(total: int, label: str):
@@ -75,6 +76,23 @@ def run_bench(grid: Grid, out: Path, data_dir: Path | None = None, jobs: int = 1
     for spec, error in failures:
         print_fn(f"failed run {spec.key()}: {error}")
     return 1 if failures else 0
+
+
+def plan_bench(grid: Grid, out: Path, print_fn: Callable[[str], None] = print) -> int:
+    """Print every run of the grid with what ``out`` holds of it (stored, in progress with
+    the epoch it resumes after, or to run) and a count of each; builds no graph, trains
+    nothing, writes nothing. Returns 0."""
+    specs = grid.specs()
+    counts = dict.fromkeys(("stored", "in progress", "to run"), 0)
+    for spec in specs:
+        status = run_status(Path(out), spec)
+        counts[status.state] += 1
+        recipe = spec.recipe.label if spec.mode in KD_MODES else ""
+        size = spec.train_size or "all"
+        print_fn(f"{spec.task_label} · {spec.predictor} · {arm_name((spec.mode, spec.teacher_label, recipe))} · "
+                 f"n={size} · seed {spec.seed}: {status.state}" + (f" ({status.detail})" if status.detail else ""))
+    print_fn(f"{len(specs)} run(s) in {out}: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
+    return 0
 
 
 def _failed_graphs(out: Path, grid: Grid, data_dir: Path | None) -> list[tuple[str, str, str]]:

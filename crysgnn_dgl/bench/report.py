@@ -40,7 +40,8 @@ def _gain_text(gain) -> tuple[str, str, str]:
     return f"{100 * gain.mean:+.1f} % ({gain.wins}/{len(gain.seeds)})", ci, p
 
 
-def _arm_name(key: tuple[str, str, str]) -> str:
+def arm_name(key: tuple[str, str, str]) -> str:
+    """An arm's name in reports: ``mode · teacher · recipe`` (empty parts left out)."""
     mode, teacher, recipe = key
     return " · ".join(part for part in (mode, teacher, recipe) if part)
 
@@ -65,11 +66,11 @@ def summary_markdown(results: Sequence[dict[str, Any]], title: str = "Benchmark 
             kd = [r["kd_mean"] for r in group if isinstance(r["kd_mean"], float) and not math.isnan(r["kd_mean"])]
             epochs = f"{statistics.mean(r['best_epoch'] for r in group):.0f} / {statistics.mean(r['epochs'] for r in group):.0f}"
             lines.append(
-                f"| {_arm_name(key)} | {len(group)} | {_mean_sd([r['test_mae'] for r in group])} | "
+                f"| {arm_name(key)} | {len(group)} | {_mean_sd([r['test_mae'] for r in group])} | "
                 f"{_mean_sd([r['val_mae'] for r in group])} | {epochs} | "
                 f"{statistics.mean(kd):.4g} | {statistics.mean(r['seconds'] for r in group):.0f} |"
                 if kd else
-                f"| {_arm_name(key)} | {len(group)} | {_mean_sd([r['test_mae'] for r in group])} | "
+                f"| {arm_name(key)} | {len(group)} | {_mean_sd([r['test_mae'] for r in group])} | "
                 f"{_mean_sd([r['val_mae'] for r in group])} | {epochs} | – | "
                 f"{statistics.mean(r['seconds'] for r in group):.0f} |"
             )
@@ -91,7 +92,7 @@ def _gain_table(records: Sequence[dict[str, Any]]) -> str:
         for ref in against:
             t_gain, t_ci, t_p = _gain_text(paired_gain(test[ref], test[key]))
             v_gain, v_ci, _ = _gain_text(paired_gain(val[ref], val[key]))
-            rows.append(f"| {_arm_name(key)} | {ref[0]} | {t_gain} | {t_ci} | {t_p} | {v_gain} | {v_ci} |")
+            rows.append(f"| {arm_name(key)} | {ref[0]} | {t_gain} | {t_ci} | {t_p} | {v_gain} | {v_ci} |")
     return "\n".join(rows) if len(rows) > 2 else "(no arm to compare with vanilla)"
 
 
@@ -116,7 +117,7 @@ def write_plots(results: Sequence[dict[str, Any]], out: Path) -> list[Path]:
             xs = sorted(sizes)
             means = [statistics.mean(sizes[x]) for x in xs]
             sds = [statistics.stdev(sizes[x]) if len(sizes[x]) > 1 else 0.0 for x in xs]
-            axis.errorbar(xs, means, yerr=sds, marker="o", capsize=3, label=_arm_name(key)[:60])
+            axis.errorbar(xs, means, yerr=sds, marker="o", capsize=3, label=arm_name(key)[:60])
         axis.set_xscale("log")
         axis.set_xlabel("training crystals")
         unit = records[0].get("unit", "")
@@ -148,13 +149,13 @@ def _parity_plots(records, task, predictor, out, plt, most: int = 4) -> list[Pat
         vanilla_seeds = {r["seed"] for r in runs if r["mode"] == "vanilla"}
         seeds = sorted(vanilla_seeds & {r["seed"] for r in runs if r["mode"] == "distilled"}) or sorted(vanilla_seeds)
         chosen = sorted((r for r in runs if seeds and r["seed"] == seeds[0]),
-                        key=lambda r: (r["mode"] != "vanilla", _arm_name(arm(r))))[:most]
+                        key=lambda r: (r["mode"] != "vanilla", arm_name(arm(r))))[:most]
         if not chosen:
             continue
         figure, axis = plt.subplots(figsize=(4.5, 4.5))
         for record in chosen:
             axis.scatter(record["test_targets"], record["test_predictions"], s=4, alpha=0.5,
-                         label=f"{_arm_name(arm(record))[:50]} (MAE {record['test_mae']:.3f})")
+                         label=f"{arm_name(arm(record))[:50]} (MAE {record['test_mae']:.3f})")
         low = min(min(r["test_targets"]) for r in chosen)
         high = max(max(r["test_targets"]) for r in chosen)
         axis.plot([low, high], [low, high], "k--", lw=0.8)

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .graphs import GraphStore
 from .spec import RunSpec
@@ -44,6 +44,32 @@ def load_result(out: Path, spec: RunSpec) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+class RunStatus(NamedTuple):
+    """What an output folder holds of one run: ``state`` is ``stored``, ``in progress``
+    (an epoch checkpoint in ``partial/``) or ``to run``; ``detail`` says more in words."""
+
+    state: str
+    detail: str = ""
+
+
+def run_status(out: Path, spec: RunSpec) -> RunStatus:
+    """Whether ``spec`` is stored in ``out`` (its test MAE and best epoch), in progress (the
+    last finished epoch it resumes after) or still to run; trains and builds nothing."""
+    from ..training.resume import CheckpointMismatchError, EpochCheckpoint
+
+    record = load_result(out, spec)
+    if record is not None:
+        return RunStatus("stored", f"test MAE {record['test_mae']:.4g}, best epoch "
+                                   f"{record['best_epoch']} / {record['epochs']}")
+    try:
+        epoch = EpochCheckpoint(partial_path(out, spec)).last_epoch()
+    except CheckpointMismatchError as exc:
+        return RunStatus("in progress", f"unusable epoch checkpoint: {exc}")
+    if epoch is None:
+        return RunStatus("to run")
+    return RunStatus("in progress", f"resumes after epoch {epoch} of a {spec.training.epochs}-epoch budget")
 
 
 def stored_results(out: Path) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ EPILOG = """examples:
       --modes vanilla,distilled,random-teacher,shuffled-teacher --jobs 2 --out bench/mp
   crysgnn-dgl bench --dataset my.csv --target band_gap --seeds 5 --out bench/mine
   crysgnn-dgl bench --config sweep.toml        # keys are the long option names, e.g. kd_weights = "1,10"
+  crysgnn-dgl bench --task mp_eform --seeds 5 --out bench/mp --plan   # what is stored, in progress, to run
 """
 
 
@@ -101,6 +102,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     output.add_argument("--verbose", action="store_true", help="per-epoch lines")
     output.add_argument("--report-all", action="store_true",
                         help="summarise every run stored in --out, not only this grid's")
+    output.add_argument("--plan", action="store_true",
+                        help="list the grid's runs as stored, in progress (the epoch each resumes after) or "
+                             "to run, and exit: builds no graph, trains nothing, writes nothing")
 
 
 def apply_config(args: argparse.Namespace) -> argparse.Namespace:
@@ -139,7 +143,7 @@ def build_grid(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench.execute import run_bench
+    from ..bench.execute import plan_bench, run_bench
 
     from ..graph.errors import StructureError
 
@@ -148,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
             args = apply_config(args)
         if args.dataset is not None and not args.target:
             raise ValueError("--dataset needs --target COLUMN")
+        if args.plan:
+            return plan_bench(build_grid(args), args.out)
         options = {k: v for k, v in vars(args).items() if k != "handler" and not callable(v)}
         return run_bench(build_grid(args), args.out, args.data_dir, args.jobs, args.verbose, args.report_all,
                          options=options)

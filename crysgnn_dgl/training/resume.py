@@ -54,14 +54,9 @@ class EpochCheckpoint:
         """The saved state (its extra state already restored), or ``None`` when there is no
         file. Refuses, in one line, a file written with other training ``settings``."""
         path = Path(self.path)
-        if not path.exists():
+        state = self._read()
+        if state is None:
             return None
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a truncated or foreign file: say which one
-            raise CheckpointMismatchError(f"{path}: not a readable epoch checkpoint ({exc})") from exc
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise CheckpointMismatchError(f"{path}: not an epoch checkpoint of format {FORMAT}; delete it to start over")
         changed = sorted(k for k in set(settings) | set(state["settings"])
                          if settings.get(k) != state["settings"].get(k))
         if changed:
@@ -72,4 +67,23 @@ class EpochCheckpoint:
             )
         if self.load_extra_state is not None:
             self.load_extra_state(state["extra"])
+        return state
+
+    def last_epoch(self) -> int | None:
+        """The last finished epoch the file holds (``None``: no file), restoring nothing;
+        refuses, in one line, a file that is not an epoch checkpoint."""
+        state = self._read()
+        return None if state is None else int(state["epoch"])
+
+    def _read(self) -> dict[str, Any] | None:
+        path = Path(self.path)
+        if not path.exists():
+            return None
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a truncated or foreign file: say which one
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CheckpointMismatchError(f"{path}: not a readable epoch checkpoint ({reason})") from exc
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise CheckpointMismatchError(f"{path}: not an epoch checkpoint of format {FORMAT}; delete it to start over")
         return state
