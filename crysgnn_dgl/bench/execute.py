@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from .grid import Grid
-from .spec import KD_MODES
 from .report import arm_name, write_report
 from .sweep import load_result, prepare_graphs, run_status, run_sweep, stored_results
 
@@ -87,9 +86,8 @@ def plan_bench(grid: Grid, out: Path, print_fn: Callable[[str], None] = print) -
     for spec in specs:
         status = run_status(Path(out), spec)
         counts[status.state] += 1
-        recipe = spec.recipe.label if spec.mode in KD_MODES else ""
         size = spec.train_size or "all"
-        print_fn(f"{spec.task_label} · {spec.predictor} · {arm_name((spec.mode, spec.teacher_label, recipe))} · "
+        print_fn(f"{spec.task_label} · {spec.predictor} · {arm_name((spec.mode, spec.teacher_label, spec.recipe_label))} · "
                  f"n={size} · seed {spec.seed}: {status.state}" + (f" ({status.detail})" if status.detail else ""))
     print_fn(f"{len(specs)} run(s) in {out}: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
     return 0

@@ -164,7 +164,7 @@ def run_one(spec: RunSpec, store: GraphStore, log=None, keep_predictions: bool =
             hook.remove()
     record: dict[str, Any] = {
         "task": spec.task_label, "predictor": spec.predictor, "mode": spec.mode,
-        "teacher": spec.teacher_label, "recipe": spec.recipe.label if spec.mode in KD_MODES else "",
+        "teacher": spec.teacher_label, "recipe": spec.recipe_label,
         "train_size": len(indices), "seed": spec.seed,
         "val_mae": result.best_val_mae, "test_mae": result.test_mae,
         "best_epoch": result.best_epoch, "epochs": result.epochs,

@@ -162,6 +162,11 @@ class RunSpec:
         return replace(self, task=self.source, train_size=self.source_size, source=None)
 
     @property
+    def recipe_label(self) -> str:
+        """The KD recipe's label in results and reports (empty for modes without KD)."""
+        return self.recipe.label if self.mode in KD_MODES else ""
+
+    @property
     def uses_teacher(self) -> bool:
         return self.mode != "vanilla"
 
