@@ -70,8 +70,8 @@ def test_keys_and_distillation(chgnet_teacher, structures):
     assert run.teacher_label == "chgnet" and run.to_dict()["teacher_sha256"] == chgnet_teacher.fingerprint().hex()[:16]
     from crysgnn_dgl import CGCNN, attach_teacher
 
-    hook = attach_teacher(CGCNN(), teacher=chgnet_teacher)  # no weight given: the recommended λ = 10
-    assert chgnet_teacher.recommended_kd_weight == 10.0 and hook.kd_weight == pytest.approx(10.0)
+    hook = attach_teacher(CGCNN(), teacher=chgnet_teacher)  # no weight given: the recommended λ = 100
+    assert chgnet_teacher.recommended_kd_weight == 100.0 and hook.kd_weight == pytest.approx(100.0)
     hook.remove()
 
 

@@ -212,9 +212,9 @@ def test_alignns_own_dataset_batches_carry_the_elements(teacher, tmp_path):
 def test_attach_uses_the_teachers_recommended_weight_unless_told(teacher):
     from crysgnn_dgl.distill import DistillSettings
 
-    assert teacher.recommended_kd_weight == 10.0
+    assert teacher.recommended_kd_weight == 100.0
     hook = attach_teacher(CGCNN(), teacher=teacher)
-    assert hook.kd_weight == pytest.approx(10.0)
+    assert hook.kd_weight == pytest.approx(100.0)
     hook.remove()
     hook = attach_teacher(CGCNN(), teacher=teacher, delta=0.5)  # an explicit weight wins
     assert hook.kd_weight == pytest.approx(1.0)
