@@ -65,7 +65,7 @@ def attach_teacher(
             an :class:`Adapter` class or instance.
         delta: ``δ`` in ``(0, 1]``. Default: the teacher's ``recommended_kd_weight``
             (``δ = 1/(1 + λ)``): what a CrysGNN checkpoint records (``λ = 100`` for the
-            default teacher), else ``λ = 1`` (``δ = 0.5``); ``λ = 10`` for M3GNet and CHGNet;
+            default teacher), else ``λ = 1`` (``δ = 0.5``); ``λ = 100`` for M3GNet and CHGNet;
             the weights chosen on validation (``docs/benchmarks.md``).
         projection: ``"linear"`` (default), ``"mlp"`` or ``"identity"`` head (registered on
             the model as ``crysgnn_distill_head``; created lazily if the width is unknown).
