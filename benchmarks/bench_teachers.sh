@@ -8,13 +8,14 @@
 # Stage alignn-tasks: the same ALIGNN on dielectric (L1 loss) and log_kvrh: vanilla, and each teacher
 # distilled, then shuffled, at the λ validation chose for it with CGCNN on that task (CrysGNN 100; CHGNet
 # 100 on dielectric, 10 on log_kvrh; M3GNet 300 on dielectric, 10 on log_kvrh), not re-chosen for
-# ALIGNN. About 10 (log_kvrh) and
-# 17 (dielectric) min per run with 2 jobs on 2 cores: 70 runs, ≈ 8 h; it resumes.
+# ALIGNN. About 10 (log_kvrh) and 17 (dielectric) min per run with 2 jobs on 2 cores: 70 runs, ≈ 8 h;
+# it resumes.
 # Stage lambda: CGCNN on perov5 distilled from CHGNet at λ = 3, 30, 100 (the λ is chosen on validation
 # gain; λ = 10 is in stage chgnet), and the shuffled controls at λ = 30 and 100.
-# Stage m3gnet-lambda: CGCNN distilled from M3GNet at λ = 30, 100 and 300 on perov5, dielectric (L1 loss) and
-# log_kvrh (λ = 1 and 10 are in bench_main.sh); stage m3gnet-lambda-control: the shuffled control at
-# the λ validation chose on each task (LAMBDA_perov5, LAMBDA_dielectric, LAMBDA_log_kvrh; default LAMBDA or 100). About 1 (perov5) to 3 min per run.
+# Stage m3gnet-lambda: CGCNN distilled from M3GNet at λ = 30, 100 and 300 on perov5, dielectric (L1
+# loss) and log_kvrh (λ = 1 and 10 are in bench_main.sh); stage m3gnet-lambda-control: the shuffled
+# control at the λ validation chose on each task (perov5 100, dielectric 300, log_kvrh 10). About 1
+# (perov5) to 3 min per run.
 # Stage denoise: CGCNN distilled from the long denoising-only CrysGNN pre-training (issue 8; TEACHER,
 # default benchmarks/results/pretrain_denoise/denoise_teacher.pt) on mp_eform and perov5 at λ = 1 and 10;
 # stage denoise-control: its shuffled control at the λ validation chose (LAMBDA, default 10);
@@ -40,10 +41,10 @@ for STAGE in $STAGES; do
             $C --modes shuffled-teacher --kd-weights 30,100 ;;
     m3gnet-lambda|m3gnet-lambda-control)
             M="crysgnn-dgl bench --jobs $JOBS --out $OUT --report-all --train-sizes 1000 --seeds 5 --teacher m3gnet"
-            for TASK in perov5 dielectric log_kvrh; do
-              if [ "$TASK" = dielectric ]; then T="--task $TASK --loss l1"; else T="--task $TASK"; fi
+            for CELL in "perov5 100" "dielectric --loss l1 300" "log_kvrh 10"; do
+              set -- $CELL; CHOSEN=${*: -1}; T="--task ${*:1:$#-1}"
               if [ "$STAGE" = m3gnet-lambda ]; then $M $T --modes distilled --kd-weights 30,100,300
-              else L=LAMBDA_$TASK; $M $T --modes shuffled-teacher --kd-weights "${!L:-${LAMBDA:-100}}"; fi
+              else $M $T --modes shuffled-teacher --kd-weights $CHOSEN; fi
             done ;;
     alignn) A="crysgnn-dgl bench --jobs $JOBS --out $OUT --report-all --train-sizes 1000 --seeds 5 --task perov5 --predictors alignn"
             $A --modes vanilla,distilled,shuffled-teacher --teacher chgnet --kd-weights 10
