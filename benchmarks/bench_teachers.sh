@@ -41,8 +41,9 @@ for STAGE in $STAGES; do
             $C --modes shuffled-teacher --kd-weights 30,100 ;;
     m3gnet-lambda|m3gnet-lambda-control)
             M="crysgnn-dgl bench --jobs $JOBS --out $OUT --report-all --train-sizes 1000 --seeds 5 --teacher m3gnet"
-            for CELL in "perov5 100" "dielectric --loss l1 300" "log_kvrh 10"; do
-              set -- $CELL; CHOSEN=${*: -1}; T="--task ${*:1:$#-1}"
+            for TASK in perov5 dielectric log_kvrh; do
+              T="--task $TASK"
+              case $TASK in perov5) CHOSEN=100 ;; dielectric) T="$T --loss l1"; CHOSEN=300 ;; log_kvrh) CHOSEN=10 ;; esac
               if [ "$STAGE" = m3gnet-lambda ]; then $M $T --modes distilled --kd-weights 30,100,300
               else $M $T --modes shuffled-teacher --kd-weights $CHOSEN; fi
             done ;;
